@@ -1,0 +1,171 @@
+"""Turn one osprofiler notification payload into a validated Event.
+
+Anything that does not look exactly like what osprofiler's messaging driver
+sends becomes an InvalidEvent carrying the reason: the endpoint counts and
+acks those instead of crashing or requeueing them forever.
+"""
+
+import dataclasses
+import datetime
+import json
+import math
+import uuid
+
+PHASES = ("start", "stop")
+REQUIRED_KEYS = ("name", "base_id", "trace_id", "parent_id", "timestamp")
+TRUNCATED_KEY = "osprof_truncated"
+# MongoDB refuses documents nested deeper than 100 levels; stay well below.
+MAX_INFO_DEPTH = 32
+# PostgreSQL text and jsonb cannot hold NUL characters.
+NUL_REPLACEMENT = "\ufffd"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One half (start or stop) of a traced call."""
+
+    base_id: str
+    trace_id: str
+    parent_id: str
+    name: str  # without the -start/-stop suffix, dashes kept
+    phase: str  # "start" or "stop"
+    timestamp: datetime.datetime  # naive UTC
+    project: str | None
+    service: str | None
+    host: str | None
+    info: dict
+    payload: dict  # what osprofiler sent, with info bounded
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidEvent:
+    reason: str
+
+
+def parse(payload, max_info_bytes=65536):
+    """Return an Event, or an InvalidEvent saying what is wrong."""
+    if not isinstance(payload, dict):
+        return InvalidEvent(f"payload is {type(payload).__name__}, not a dict")
+    for key in REQUIRED_KEYS:
+        if key not in payload:
+            return InvalidEvent(f"missing key {key!r}")
+    ids = {}
+    for key in ("base_id", "trace_id", "parent_id"):
+        ids[key] = _uuid(payload[key])
+        if ids[key] is None:
+            return InvalidEvent(f"{key} is not a UUID string")
+    name, phase = _split_name(payload["name"])
+    if name is None:
+        return InvalidEvent("name is not a string ending in -start or -stop")
+    timestamp = parse_timestamp(payload["timestamp"])
+    if timestamp is None:
+        return InvalidEvent("timestamp is not an ISO 8601 date and time")
+    info = payload.get("info", {})
+    if not isinstance(info, dict):
+        return InvalidEvent(f"info is {type(info).__name__}, not a dict")
+    labels = {}
+    for key in ("project", "service"):
+        value = payload.get(key)
+        if value is not None and not isinstance(value, str):
+            return InvalidEvent(f"{key} is {type(value).__name__}, not a string")
+        labels[key] = _clean(value)
+    info = bound_info(info, max_info_bytes)
+    host = info.get("host")
+    clean_payload = {k: _clean(v, depth_left=MAX_INFO_DEPTH)
+                     for k, v in payload.items() if k != "info"}
+    clean_payload.update(ids)
+    clean_payload["info"] = info
+    return Event(name=_clean(name), phase=phase, timestamp=timestamp,
+                 host=host if isinstance(host, str) else None,
+                 info=info, payload=clean_payload, **ids, **labels)
+
+
+def _uuid(value):
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _split_name(value):
+    if not isinstance(value, str):
+        return None, None
+    for phase in PHASES:
+        suffix = "-" + phase
+        if value.endswith(suffix) and len(value) > len(suffix):
+            return value[:-len(suffix)], phase
+    return None, None
+
+
+def parse_timestamp(value):
+    """ISO 8601 with or without fraction or offset → naive UTC, else None."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        try:
+            parsed = parsed.astimezone(datetime.timezone.utc)
+        except OverflowError:
+            return None
+        parsed = parsed.replace(tzinfo=None)
+    return parsed
+
+
+def bound_info(info, max_bytes):
+    """Make info storable everywhere and no bigger than max_bytes of JSON.
+
+    Strings lose NUL characters, nesting is cut at MAX_INFO_DEPTH, and an
+    oversized info keeps only its small top-level entries; whatever was cut
+    is named under the TRUNCATED_KEY entry.
+    """
+    truncated = []
+    info = {_clean(str(k)): _clean(v, MAX_INFO_DEPTH, truncated, str(k))
+            for k, v in info.items()}
+    size = _json_size(info)
+    if size > max_bytes:
+        kept, budget = {}, max_bytes // 2
+        for key, value in sorted(info.items(), key=lambda kv: _json_size(kv[1])):
+            value_size = _json_size(value) + len(key) + 4
+            if value_size > budget:
+                truncated.append(key)
+                continue
+            kept[key] = value
+            budget -= value_size
+        info = kept
+        info[TRUNCATED_KEY] = {"original_bytes": size}
+    if truncated:
+        info.setdefault(TRUNCATED_KEY, {})["keys"] = sorted(truncated)
+    return info
+
+
+def _clean(value, depth_left=MAX_INFO_DEPTH, truncated=None, path=""):
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        # no backend stores integers past 64 bits
+        return value if abs(value) < 2 ** 63 else str(value)
+    if isinstance(value, float):
+        # JSON has no NaN or infinity
+        return value if math.isfinite(value) else repr(value)
+    if depth_left <= 0:
+        if truncated is not None:
+            truncated.append(path)
+        return "..."
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v, depth_left - 1, truncated,
+                                       f"{path}.{k}")
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, depth_left - 1, truncated, path) for v in value]
+    return _clean(repr(value))
+
+
+def _json_size(value):
+    return len(json.dumps(value, default=repr))

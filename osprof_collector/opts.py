@@ -1,0 +1,71 @@
+"""Every configuration option of osprof-collector, and list_opts()."""
+
+from oslo_config import cfg
+
+DEFAULT_EXCHANGES = ["openstack", "nova", "cinder", "glance", "neutron",
+                     "keystone", "heat", "swift", "trove", "manila", "ironic",
+                     "magnum", "octavia", "designate", "barbican", "placement",
+                     "senlin", "sahara", "zaqar", "aodh", "ceilometer"]
+
+collector_opts = [
+    cfg.ListOpt("topics", default=["profiler"],
+                help="Notification topics to consume; osprofiler sends to "
+                     "'profiler' (queue profiler.info)."),
+    cfg.ListOpt("exchanges", default=DEFAULT_EXCHANGES,
+                help="Control exchanges to bind the topics on: each "
+                     "OpenStack service sends to its own control_exchange."),
+    cfg.StrOpt("pool",
+               help="Listener pool name. Unset: consume the shared "
+                    "<topic>.info queue that the senders declare. Set: a "
+                    "queue of its own (<topic>.<pool>.info), e.g. to run "
+                    "beside another consumer without stealing its messages."),
+    cfg.IntOpt("batch_size", default=200, min=1,
+               help="Notifications handed to the store in one write."),
+    cfg.FloatOpt("batch_timeout", default=1.0, min=0.01,
+                 help="Seconds to wait for a batch to fill before writing "
+                      "what has arrived."),
+    cfg.IntOpt("workers", default=1, min=1,
+               help="Worker processes, each with its own connection to the "
+                    "broker and to the store."),
+    cfg.IntOpt("prefetch", default=0, min=0,
+               help="Messages a worker may hold unacknowledged (RabbitMQ "
+                    "QoS). 0: twice batch_size, which bounds memory "
+                    "whatever the backlog."),
+    cfg.IntOpt("max_info_bytes", default=65536, min=1024,
+               help="Largest JSON size of an event's info kept in the "
+                    "store; bigger ones keep their small entries and say "
+                    "what was cut under 'osprof_truncated'."),
+    cfg.IntOpt("stats_interval", default=60, min=0,
+               help="Seconds between the one-line statistics log of each "
+                    "worker; 0 disables it."),
+    cfg.FloatOpt("requeue_backoff_max", default=30.0, min=0.1,
+                 help="Longest pause, in seconds, after a failed store "
+                      "write before the batch is handed back to the broker; "
+                      "the pause doubles on each failure from 0.5 s."),
+]
+
+storage_opts = [
+    cfg.StrOpt("connection", default="mongodb://localhost:27017/osprofiler",
+               secret=True,
+               help="Store URL; its scheme picks the driver: mongodb, "
+                    "sqlite, postgresql[+driver], mysql[+driver]."),
+    cfg.IntOpt("ttl", default=0, min=0,
+               help="Seconds to keep a trace after its last event; 0 keeps "
+                    "traces forever."),
+    cfg.IntOpt("max_retries", default=0, min=0,
+               help="Attempts to reach the store at start before giving "
+                    "up; 0 retries forever."),
+    cfg.FloatOpt("retry_interval_max", default=30.0, min=0.1,
+                 help="Longest pause, in seconds, between attempts to reach "
+                      "the store; pauses grow exponentially up to it."),
+]
+
+def register_opts(conf):
+    conf.register_opts(collector_opts, group="collector")
+    conf.register_opts(storage_opts, group="storage")
+
+def list_opts():
+    return [
+        ("collector", collector_opts),
+        ("storage", storage_opts),
+    ]

@@ -1,0 +1,77 @@
+"""Events → spans: one span per trace_id, merged from its start and stop.
+
+A span built from a single event is partial (only its start or only its
+stop is known). Partial spans of the same trace_id merge by keeping, for
+every field, the value that is known; the storage drivers apply the same
+rule as an upsert, so any number of deliveries, in any order, by any worker,
+end up as one span.
+"""
+
+import dataclasses
+import datetime
+
+
+@dataclasses.dataclass
+class Span:
+    trace_id: str
+    base_id: str
+    parent_id: str
+    name: str
+    project: str | None = None
+    service: str | None = None
+    host: str | None = None
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    error: dict | None = None  # {"etype": ..., "message": ...}
+    start_payload: dict | None = None
+    stop_payload: dict | None = None
+
+    @property
+    def is_open(self):
+        return self.finished_at is None
+
+    @property
+    def last_seen(self):
+        return max(t for t in (self.started_at, self.finished_at) if t)
+
+    def merge(self, other):
+        """Fold another partial span of the same trace_id into this one."""
+        for field in MERGED_FIELDS:
+            value = getattr(other, field)
+            if value is not None and getattr(self, field) is None:
+                setattr(self, field, value)
+        return self
+
+
+MERGED_FIELDS = tuple(f.name for f in dataclasses.fields(Span))
+
+
+def from_event(event):
+    span = Span(trace_id=event.trace_id, base_id=event.base_id,
+                parent_id=event.parent_id, name=event.name,
+                project=event.project, service=event.service, host=event.host)
+    if event.phase == "start":
+        span.started_at = event.timestamp
+        span.start_payload = event.payload
+    else:
+        span.finished_at = event.timestamp
+        span.stop_payload = event.payload
+        if "etype" in event.info:
+            span.error = {"etype": str(event.info["etype"]),
+                          "message": event.info.get("message")}
+    return span
+
+
+def pair(events):
+    """Merge a batch of events into as few spans as possible."""
+    return merge_by_trace_id(from_event(event) for event in events)
+
+
+def merge_by_trace_id(partial_spans):
+    by_trace_id = {}
+    for span in partial_spans:
+        if span.trace_id in by_trace_id:
+            by_trace_id[span.trace_id].merge(span)
+        else:
+            by_trace_id[span.trace_id] = dataclasses.replace(span)
+    return list(by_trace_id.values())

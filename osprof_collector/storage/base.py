@@ -1,0 +1,80 @@
+"""The contract every storage driver keeps, and what the query side gets."""
+
+import abc
+import dataclasses
+import datetime
+
+
+class StorageError(Exception):
+    """The store could not do what was asked (unreachable, refused...)."""
+
+
+@dataclasses.dataclass
+class TraceSummary:
+    """One trace (base_id) as kept up to date while its spans arrive."""
+
+    base_id: str
+    started_at: datetime.datetime | None
+    finished_at: datetime.datetime | None
+    span_count: int
+    services: list[str]
+    projects: list[str]
+    error: bool
+    root_name: str | None
+
+    @property
+    def duration_ms(self):
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at) / datetime.timedelta(
+            milliseconds=1)
+
+
+@dataclasses.dataclass
+class TraceFilter:
+    service: str | None = None
+    project: str | None = None
+    name: str | None = None  # root span name
+    since: datetime.datetime | None = None  # trace started at or after
+    until: datetime.datetime | None = None  # trace started before
+    errors_only: bool = False
+    min_duration_ms: float | None = None
+
+
+class StorageDriver(abc.ABC):
+    """A store of spans and of the per-trace summaries built from them.
+
+    write_spans() is an idempotent merge: writing the same partial spans
+    again, or in any order, or from several processes at once, leaves
+    exactly one span per trace_id and an exact summary per base_id.
+    """
+
+    def __init__(self, url, ttl=0):
+        self.url = url
+        self.ttl = ttl  # seconds; 0 keeps everything
+
+    @abc.abstractmethod
+    def write_spans(self, spans):
+        """Merge partial spans (spans.Span) into the store."""
+
+    @abc.abstractmethod
+    def get_spans(self, base_id):
+        """All spans of one trace, as spans.Span, in no particular order."""
+
+    @abc.abstractmethod
+    def get_trace(self, base_id):
+        """The TraceSummary of one trace, or None."""
+
+    @abc.abstractmethod
+    def list_traces(self, trace_filter=None, limit=20):
+        """TraceSummary list, newest first, answered from the summaries."""
+
+    @abc.abstractmethod
+    def purge(self, older_than):
+        """Remove traces whose last event is older than a naive UTC date.
+
+        Returns how many traces were removed.
+        """
+
+    def close(self):
+        """Release connections."""

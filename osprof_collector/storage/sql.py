@@ -1,0 +1,303 @@
+"""SQL storage (SQLite, PostgreSQL, MySQL/MariaDB) through SQLAlchemy 2."""
+
+import datetime
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from osprof_collector import spans as spans_mod
+from osprof_collector.storage import base
+from osprof_collector.storage import mask_password
+
+LOG = logging.getLogger(__name__)
+
+# MySQL's DATETIME drops microseconds unless asked to keep them.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
+                                       "mariadb")
+Payload = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql")
+Uuid = sa.String(36)
+
+metadata = sa.MetaData()
+
+spans_table = sa.Table(
+    "osprof_spans", metadata,
+    sa.Column("trace_id", Uuid, primary_key=True),
+    sa.Column("base_id", Uuid, nullable=False, index=True),
+    sa.Column("parent_id", Uuid, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("project", sa.Text),
+    sa.Column("service", sa.Text),
+    sa.Column("host", sa.Text),
+    sa.Column("started_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
+    sa.Column("error_type", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("start_payload", Payload),
+    sa.Column("stop_payload", Payload),
+)
+
+# Per-trace summary, kept exact by write_spans(): listing reads only this.
+# services and projects are stored as "|a|b|" so one LIKE finds a member.
+traces_table = sa.Table(
+    "osprof_traces", metadata,
+    sa.Column("base_id", Uuid, primary_key=True),
+    sa.Column("started_at", Timestamp, index=True),
+    sa.Column("finished_at", Timestamp, index=True),
+    sa.Column("duration_ms", sa.Float),
+    sa.Column("span_count", sa.Integer, nullable=False, default=0),
+    sa.Column("services", sa.Text, nullable=False, default="|"),
+    sa.Column("projects", sa.Text, nullable=False, default="|"),
+    sa.Column("error", sa.Boolean, nullable=False, default=False),
+    sa.Column("root_name", sa.Text),
+)
+
+SPAN_COLUMNS = [c.name for c in spans_table.columns]
+MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
+
+
+class SQLDriver(base.StorageDriver):
+
+    def __init__(self, url, ttl=0):
+        super().__init__(url, ttl)
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        try:
+            metadata.create_all(self.engine)
+        except sa_exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise self._error("cannot prepare the schema", exc) from None
+
+    def _error(self, what, exc):
+        reason = getattr(exc, "orig", None) or exc
+        reason = str(reason).strip().splitlines()[0] if str(reason) else ""
+        return base.StorageError(
+            f"{mask_password(self.url)}: {what}: {type(exc).__name__}: "
+            f"{reason}")
+
+    def close(self):
+        self.engine.dispose()
+
+    # -- writing ---------------------------------------------------------
+
+    def write_spans(self, partial_spans):
+        merged = spans_mod.merge_by_trace_id(partial_spans)
+        if not merged:
+            return
+        base_ids = sorted({s.base_id for s in merged})
+        try:
+            with self.engine.begin() as conn:
+                self._lock_summaries(conn, base_ids)
+                conn.execute(self._span_upsert(), [_span_row(s) for s in merged])
+                self._refresh_summaries(conn, base_ids)
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("write failed", exc) from None
+
+    def _lock_summaries(self, conn, base_ids):
+        # Writers of the same trace queue up here, in base_id order (no
+        # deadlock), so each recomputes the summary over committed spans.
+        rows = [{"base_id": b} for b in base_ids]
+        conn.execute(self._insert_ignore(traces_table), rows)
+        if self.dialect != "sqlite":  # SQLite already writes one at a time
+            conn.execute(sa.select(traces_table.c.base_id)
+                         .where(traces_table.c.base_id.in_(base_ids))
+                         .order_by(traces_table.c.base_id).with_for_update())
+
+    def _insert_ignore(self, table):
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        if self.dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return mysql.insert(table).prefix_with("IGNORE")
+
+    def _span_upsert(self):
+        # Known values stay; the new row only fills what is still NULL.
+        table = spans_table
+        if self.dialect in ("postgresql", "sqlite"):
+            module = postgresql if self.dialect == "postgresql" else sqlite
+            stmt = module.insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=["trace_id"],
+                set_={c: sa.func.coalesce(table.c[c], stmt.excluded[c])
+                      for c in MERGED_COLUMNS})
+        stmt = mysql.insert(table)
+        return stmt.on_duplicate_key_update(
+            {c: sa.func.coalesce(table.c[c], stmt.inserted[c])
+             for c in MERGED_COLUMNS})
+
+    def _refresh_summaries(self, conn, base_ids):
+        s = spans_table.c
+        in_batch = s.base_id.in_(base_ids)
+        summaries = {
+            row.base_id: {
+                "base_id": row.base_id,
+                "started_at": row.first, "finished_at": row.last,
+                "duration_ms": _ms(row.first, row.last),
+                "span_count": row.count, "error": bool(row.errors),
+                "services": set(), "projects": set(), "root": None}
+            for row in conn.execute(
+                sa.select(s.base_id,
+                          sa.func.min(sa.func.coalesce(s.started_at,
+                                                       s.finished_at))
+                          .label("first"),
+                          sa.func.max(sa.func.coalesce(s.finished_at,
+                                                       s.started_at))
+                          .label("last"),
+                          sa.func.count().label("count"),
+                          sa.func.count(s.error_type).label("errors"))
+                .where(in_batch).group_by(s.base_id))}
+        for column in ("service", "project"):
+            for row in conn.execute(
+                    sa.select(s.base_id, s[column]).distinct()
+                    .where(in_batch, s[column].is_not(None))):
+                summaries[row.base_id][column + "s"].add(row[1])
+        for row in conn.execute(
+                sa.select(s.base_id, s.name, s.started_at)
+                .where(in_batch, s.parent_id == s.base_id)):
+            summary = summaries[row.base_id]
+            candidate = (row.started_at or datetime.datetime.max, row.name)
+            if summary["root"] is None or candidate < summary["root"]:
+                summary["root"] = candidate
+        t = traces_table.c
+        conn.execute(
+            traces_table.update().where(t.base_id == sa.bindparam("b_id")),
+            [{"b_id": v["base_id"], "started_at": v["started_at"],
+              "finished_at": v["finished_at"],
+              "duration_ms": v["duration_ms"],
+              "span_count": v["span_count"], "error": v["error"],
+              "services": _join(v["services"]),
+              "projects": _join(v["projects"]),
+              "root_name": v["root"][1] if v["root"] else None}
+             for v in summaries.values()])
+
+    # -- reading ---------------------------------------------------------
+
+    def get_spans(self, base_id):
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(spans_table).where(
+                    spans_table.c.base_id == base_id)).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return [_row_span(row) for row in rows]
+
+    def get_trace(self, base_id):
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(traces_table).where(
+                    traces_table.c.base_id == base_id,
+                    traces_table.c.span_count > 0)).first()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return _row_summary(row) if row else None
+
+    def list_traces(self, trace_filter=None, limit=20):
+        f = trace_filter or base.TraceFilter()
+        t = traces_table.c
+        query = sa.select(traces_table).where(t.span_count > 0)
+        if f.service is not None:
+            query = query.where(t.services.contains(f"|{f.service}|",
+                                                    autoescape=True))
+        if f.project is not None:
+            query = query.where(t.projects.contains(f"|{f.project}|",
+                                                    autoescape=True))
+        if f.name is not None:
+            query = query.where(t.root_name == f.name)
+        if f.since is not None:
+            query = query.where(t.started_at >= f.since)
+        if f.until is not None:
+            query = query.where(t.started_at < f.until)
+        if f.errors_only:
+            query = query.where(t.error.is_(True))
+        if f.min_duration_ms is not None:
+            query = query.where(t.duration_ms >= f.min_duration_ms)
+        query = query.order_by(t.started_at.desc(), t.base_id).limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                return [_row_summary(row) for row in conn.execute(query)]
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    def purge(self, older_than):
+        t = traces_table.c
+        old = sa.select(t.base_id).where(t.finished_at < older_than)
+        try:
+            with self.engine.begin() as conn:
+                base_ids = conn.execute(old).scalars().all()
+                for start in range(0, len(base_ids), 500):
+                    chunk = base_ids[start:start + 500]
+                    conn.execute(spans_table.delete().where(
+                        spans_table.c.base_id.in_(chunk)))
+                    conn.execute(traces_table.delete().where(
+                        t.base_id.in_(chunk)))
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("purge failed", exc) from None
+        return len(base_ids)
+
+
+def _create_engine(url):
+    kwargs = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        # Several workers write the same file: wait for the lock, and let
+        # readers work beside the writer.
+        kwargs["connect_args"] = {"timeout": 60}
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+    return engine
+
+
+def _span_row(span):
+    error = span.error or {}
+    return {"trace_id": span.trace_id, "base_id": span.base_id,
+            "parent_id": span.parent_id, "name": span.name,
+            "project": span.project, "service": span.service,
+            "host": span.host, "started_at": span.started_at,
+            "finished_at": span.finished_at,
+            "error_type": error.get("etype"),
+            "error_message": _text(error.get("message")),
+            "start_payload": span.start_payload,
+            "stop_payload": span.stop_payload}
+
+
+def _row_span(row):
+    error = None
+    if row.error_type is not None:
+        error = {"etype": row.error_type, "message": row.error_message}
+    return spans_mod.Span(
+        trace_id=row.trace_id, base_id=row.base_id, parent_id=row.parent_id,
+        name=row.name, project=row.project, service=row.service,
+        host=row.host, started_at=row.started_at,
+        finished_at=row.finished_at, error=error,
+        start_payload=row.start_payload, stop_payload=row.stop_payload)
+
+
+def _row_summary(row):
+    return base.TraceSummary(
+        base_id=row.base_id, started_at=row.started_at,
+        finished_at=row.finished_at, span_count=row.span_count,
+        services=_split(row.services), projects=_split(row.projects),
+        error=bool(row.error), root_name=row.root_name)
+
+
+def _text(value):
+    return None if value is None else str(value)
+
+
+def _ms(first, last):
+    if first is None or last is None:
+        return None
+    return (last - first).total_seconds() * 1000.0
+
+
+def _join(values):
+    return "|" + "".join(f"{v}|" for v in sorted(values))
+
+
+def _split(joined):
+    return [v for v in joined.split("|") if v]

@@ -1,0 +1,36 @@
+import os
+import uuid
+
+import psycopg2
+import pytest
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "OSPROF_COLLECTOR_TEST_POSTGRES_DSN",
+    "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+POSTGRES_URL = os.environ.get(
+    "OSPROF_COLLECTOR_TEST_POSTGRES_URL",
+    "postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}")
+
+
+def _postgres_admin(sql):
+    conn = psycopg2.connect(POSTGRES_ADMIN_DSN)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL database of this test's own, dropped afterwards."""
+    dbname = f"osprof_test_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f"CREATE DATABASE {dbname}")
+    yield POSTGRES_URL.format(dbname=dbname)
+    _postgres_admin(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path}/osprof.db"

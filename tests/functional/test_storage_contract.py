@@ -1,0 +1,209 @@
+"""The storage contract, run against every driver."""
+
+import concurrent.futures
+import datetime
+
+from osprof_collector import events
+from osprof_collector import spans
+from osprof_collector.storage import base
+from tests import payloads
+from tests.storage_fixtures import store, store_url_factory  # noqa: F401
+
+
+def partial_spans(*raw_payloads):
+    return [spans.from_event(events.parse(p)) for p in raw_payloads]
+
+
+def a_trace(base_id=None, start_ms=0, service="api", project="nova",
+            error=False):
+    """A root call with two children: the raw payloads, in send order."""
+    base_id = base_id or payloads.new_id()
+    root_id = payloads.new_id()
+    labels = {"service": service, "project": project}
+    root = payloads.call("wsgi", base_id, base_id, start_ms, start_ms + 100,
+                         trace_id=root_id, **labels)
+    db = payloads.call("db", base_id, root_id, start_ms + 10, start_ms + 20,
+                       **labels)
+    rpc = payloads.call("cinder-volume", base_id, root_id, start_ms + 30,
+                        start_ms + 90,
+                        stop_info={"etype": "ValueError", "message": "boom"}
+                        if error else None,
+                        service="volume", project="cinder")
+    return base_id, [root[0], db[0], db[1], rpc[0], rpc[1], root[1]]
+
+
+def test_start_and_stop_written_apart_make_one_complete_span(store):
+    base_id = payloads.new_id()
+    start, stop = payloads.call("db", base_id, base_id, 5, 17.5)
+    store.write_spans(partial_spans(start))
+    [open_span] = store.get_spans(base_id)
+    assert open_span.is_open and open_span.started_at == payloads.EPOCH + \
+        datetime.timedelta(milliseconds=5)
+    store.write_spans(partial_spans(stop))
+    [span] = store.get_spans(base_id)
+    assert span.trace_id == start["trace_id"]
+    assert span.parent_id == base_id
+    assert span.name == "db"
+    assert (span.project, span.service, span.host) == ("nova", "api",
+                                                       "node-1")
+    assert span.started_at == payloads.EPOCH + datetime.timedelta(
+        milliseconds=5)
+    assert span.finished_at == payloads.EPOCH + datetime.timedelta(
+        microseconds=17500)
+    assert span.start_payload == start
+    assert span.stop_payload == stop
+    assert span.error is None and not span.is_open
+
+
+def test_stop_before_start_and_redelivery_give_the_same_span(store):
+    base_id = payloads.new_id()
+    start, stop = payloads.call("db", base_id, base_id, 0, 10)
+    for batch in ([stop], [stop], [start], [stop, start], [start]):
+        store.write_spans(partial_spans(*batch))
+    [span] = store.get_spans(base_id)
+    assert span.start_payload == start and span.stop_payload == stop
+    summary = store.get_trace(base_id)
+    assert summary.span_count == 1
+    assert summary.duration_ms == 10
+
+
+def test_summary_follows_the_spans(store):
+    base_id, raw = a_trace(error=True)
+    for payload in raw:  # one write per event, as the slowest sender would
+        store.write_spans(partial_spans(payload))
+    summary = store.get_trace(base_id)
+    assert summary.base_id == base_id
+    assert summary.span_count == 3
+    assert summary.started_at == payloads.EPOCH
+    assert summary.finished_at == payloads.EPOCH + datetime.timedelta(
+        milliseconds=100)
+    assert summary.duration_ms == 100
+    assert sorted(summary.services) == ["api", "volume"]
+    assert sorted(summary.projects) == ["cinder", "nova"]
+    assert summary.error is True
+    assert summary.root_name == "wsgi"
+    error_span = [s for s in store.get_spans(base_id) if s.error][0]
+    assert error_span.name == "cinder-volume"
+    assert error_span.error == {"etype": "ValueError", "message": "boom"}
+
+
+def test_unknown_trace(store):
+    assert store.get_spans(payloads.new_id()) == []
+    assert store.get_trace(payloads.new_id()) is None
+
+
+def test_list_traces_newest_first_with_limit(store):
+    ids = []
+    for minute in range(5):
+        base_id, raw = a_trace(start_ms=minute * 60000)
+        store.write_spans(partial_spans(*raw))
+        ids.append(base_id)
+    listed = [t.base_id for t in store.list_traces(limit=3)]
+    assert listed == ids[::-1][:3]
+
+
+def test_list_traces_filters(store):
+    slow_id, raw = a_trace(start_ms=0, service="api", project="nova")
+    store.write_spans(partial_spans(*raw))
+    error_id, raw = a_trace(start_ms=60000, service="scheduler",
+                            project="placement", error=True)
+    store.write_spans(partial_spans(*raw))
+    quick_id = payloads.new_id()
+    store.write_spans(partial_spans(*payloads.call(
+        "rpc", quick_id, quick_id, 120000, 120005, service="conductor",
+        project="nova")))
+
+    def listed(**kwargs):
+        return {t.base_id for t in store.list_traces(base.TraceFilter(
+            **kwargs), limit=100)}
+
+    assert listed() == {slow_id, error_id, quick_id}
+    assert listed(service="scheduler") == {error_id}
+    assert listed(service="volume") == {slow_id, error_id}
+    assert listed(project="nova") == {slow_id, quick_id}
+    assert listed(name="rpc") == {quick_id}
+    assert listed(errors_only=True) == {error_id}
+    assert listed(min_duration_ms=50) == {slow_id, error_id}
+    moment = payloads.EPOCH + datetime.timedelta(minutes=1)
+    assert listed(since=moment) == {error_id, quick_id}
+    assert listed(until=moment) == {slow_id}
+    assert listed(since=moment, until=moment + datetime.timedelta(
+        minutes=1)) == {error_id}
+
+
+def test_filter_values_are_never_operators(store):
+    base_id, raw = a_trace()
+    store.write_spans(partial_spans(*raw))
+    for hostile in ("%", "_", "a%", "' OR '1'='1", "api' --", "|",
+                    '{"$ne": null}', "$ne", ".*"):
+        assert store.list_traces(base.TraceFilter(service=hostile)) == []
+        assert store.list_traces(base.TraceFilter(project=hostile)) == []
+        assert store.list_traces(base.TraceFilter(name=hostile)) == []
+        assert store.get_spans(hostile) == []
+        assert store.get_trace(hostile) is None
+
+
+def test_hostile_keys_and_values_round_trip(store):
+    base_id = payloads.new_id()
+    info = {"$where": "sleep(1000)", "a.b": {"c.d": 1, "$ne": None},
+            "db": {"statement": "SELECT '<script>alert(1)</script>'"},
+            "nul": "a\x00b", "unicode": "žluťoučký kůň ☃"}
+    start, stop = payloads.call("db", base_id, base_id, 0, 1)
+    start["info"].update(info)
+    store.write_spans(partial_spans(start, stop))
+    [span] = store.get_spans(base_id)
+    stored = span.start_payload["info"]
+    assert stored["$where"] == "sleep(1000)"
+    assert stored["a.b"] == {"c.d": 1, "$ne": None}
+    assert stored["db"] == info["db"]
+    assert stored["nul"] == "a\ufffdb"
+    assert stored["unicode"] == info["unicode"]
+
+
+def test_purge_removes_only_old_traces(store):
+    old_id, raw = a_trace(start_ms=0)
+    store.write_spans(partial_spans(*raw))
+    new_id, raw = a_trace(start_ms=3600 * 1000)
+    store.write_spans(partial_spans(*raw))
+    cutoff = payloads.EPOCH + datetime.timedelta(minutes=30)
+    assert store.purge(cutoff) == 1
+    assert store.get_spans(old_id) == [] and store.get_trace(old_id) is None
+    assert len(store.get_spans(new_id)) == 3
+    assert [t.base_id for t in store.list_traces()] == [new_id]
+    assert store.purge(cutoff) == 0
+
+
+def test_large_batch(store):
+    base_id = payloads.new_id()
+    raw = []
+    for i in range(1000):
+        raw.extend(payloads.call(f"db-{i}", base_id, base_id, i, i + 1))
+    store.write_spans(partial_spans(*raw))
+    assert len(store.get_spans(base_id)) == 1000
+    assert store.get_trace(base_id).span_count == 1000
+
+
+def test_concurrent_writers_keep_an_exact_summary(store_url_factory):
+    """Eight writers, each with its own connection, deliver overlapping
+    halves of the same traces in different orders."""
+    base_ids = [payloads.new_id() for _ in range(3)]
+    raw = []
+    for n in range(120):
+        base_id = base_ids[n % 3]
+        raw.extend(payloads.call(f"call-{n}", base_id, base_id, n, n + 5))
+    drivers = [store_url_factory() for _ in range(8)]
+
+    def deliver(worker):
+        mine = raw[worker::4] + raw[::-1][worker::8]  # overlapping halves
+        for start in range(0, len(mine), 7):
+            drivers[worker].write_spans(partial_spans(*mine[start:start + 7]))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(deliver, range(8)))
+    reader = drivers[0]
+    for base_id in base_ids:
+        found = reader.get_spans(base_id)
+        assert len(found) == 40 and not any(s.is_open for s in found)
+        summary = reader.get_trace(base_id)
+        assert summary.span_count == 40
+        assert summary.duration_ms == 122  # calls k..117+k, 5 ms each
