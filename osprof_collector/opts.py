@@ -27,10 +27,6 @@ collector_opts = [
     cfg.IntOpt("workers", default=1, min=1,
                help="Worker processes, each with its own connection to the "
                     "broker and to the store."),
-    cfg.IntOpt("prefetch", default=0, min=0,
-               help="Messages a worker may hold unacknowledged (RabbitMQ "
-                    "QoS). 0: twice batch_size, which bounds memory "
-                    "whatever the backlog."),
     cfg.IntOpt("max_info_bytes", default=65536, min=1024,
                help="Largest JSON size of an event's info kept in the "
                     "store; bigger ones keep their small entries and say "

@@ -34,19 +34,23 @@ def available_drivers():
     return sorted(stevedore.ExtensionManager(NAMESPACE).names())
 
 
-def get_driver(url, ttl=0):
-    """Load the driver for the URL's scheme; raise if none is installed."""
+def check_url(url):
+    """Raise UnknownDriverError unless a driver serves the URL's scheme."""
     scheme = parse.urlsplit(url).scheme
-    try:
-        manager = stevedore.DriverManager(NAMESPACE, scheme,
-                                          invoke_on_load=True,
-                                          invoke_args=(url,),
-                                          invoke_kwds={"ttl": ttl})
-    except stevedore.exception.NoMatches:
+    if scheme not in available_drivers():
         raise UnknownDriverError(
             f"no storage driver for scheme {scheme!r} in "
             f"{mask_password(url)}; installed drivers: "
-            f"{', '.join(available_drivers())}") from None
+            f"{', '.join(available_drivers())}")
+    return scheme
+
+
+def get_driver(url, ttl=0):
+    """Load and open the driver for the URL's scheme."""
+    manager = stevedore.DriverManager(NAMESPACE, check_url(url),
+                                      invoke_on_load=True,
+                                      invoke_args=(url,),
+                                      invoke_kwds={"ttl": ttl})
     return manager.driver
 
 

@@ -1,0 +1,77 @@
+"""One collector worker process: broker listener → endpoint → store."""
+
+import logging
+import threading
+
+import cotyledon
+import oslo_messaging
+
+from osprof_collector import endpoint as endpoint_mod
+from osprof_collector import storage
+
+LOG = logging.getLogger(__name__)
+
+
+def targets(conf):
+    """Every topic on every control exchange the services may send to."""
+    return [oslo_messaging.Target(topic=topic, exchange=exchange)
+            for topic in conf.collector.topics
+            for exchange in conf.collector.exchanges]
+
+
+def connect_store(conf):
+    return storage.connect(conf.storage.connection, ttl=conf.storage.ttl,
+                           max_attempts=conf.storage.max_retries,
+                           max_interval=conf.storage.retry_interval_max)
+
+
+class CollectorWorker(cotyledon.Service):
+    name = "osprof-collector worker"
+
+    def __init__(self, worker_id, conf):
+        super().__init__(worker_id)
+        self.conf = conf
+        self.stats = endpoint_mod.Stats()
+        self.stopping = threading.Event()
+        self.listener = None
+        self.store = None
+        self.transport = None
+
+    def run(self):
+        # Connections are made here, after the fork, never inherited.
+        conf = self.conf
+        self.store = connect_store(conf)
+        LOG.info("Worker %s storing in %s", self.worker_id,
+                 storage.mask_password(conf.storage.connection))
+        self.transport = oslo_messaging.get_notification_transport(conf)
+        endpoint = endpoint_mod.ProfilerEndpoint(
+            self.store, self.stats,
+            max_info_bytes=conf.collector.max_info_bytes,
+            backoff=endpoint_mod.Backoff(
+                maximum=conf.collector.requeue_backoff_max),
+            stopping=self.stopping)
+        self.listener = oslo_messaging.get_batch_notification_listener(
+            self.transport, targets(conf), [endpoint], executor="threading",
+            allow_requeue=True, pool=conf.collector.pool,
+            batch_size=conf.collector.batch_size,
+            batch_timeout=conf.collector.batch_timeout)
+        self.listener.start()
+        LOG.info("Worker %s consuming topics %s on exchanges %s",
+                 self.worker_id, ",".join(conf.collector.topics),
+                 ",".join(conf.collector.exchanges))
+        interval = conf.collector.stats_interval
+        while not self.stopping.wait(interval or None):
+            LOG.info("Worker %s stats: %s", self.worker_id, self.stats.line())
+
+    def terminate(self):
+        self.stopping.set()
+        if self.listener is not None:
+            # stop() ends consumption; wait() lets the batches in hand
+            # finish, so they are stored and acked before we exit.
+            self.listener.stop()
+            self.listener.wait()
+        if self.transport is not None:
+            self.transport.cleanup()
+        if self.store is not None:
+            self.store.close()
+        LOG.info("Worker %s stopped: %s", self.worker_id, self.stats.line())

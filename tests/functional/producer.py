@@ -1,0 +1,138 @@
+"""An OpenStack-like service traced by the real osprofiler library.
+
+Run as its own process: it sends through osprofiler's messaging driver to
+the given transport URL and control exchange, then prints one JSON line per
+trace describing the spans it emitted (trace_id, parent_id, name), so the
+tests know exactly what the collector must store.
+
+    python -m tests.functional.producer URL EXCHANGE SERVICE SCENARIO COUNT
+"""
+
+import json
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+from oslo_config import cfg
+import oslo_messaging
+from osprofiler import notifier
+from osprofiler import profiler
+
+HMAC_KEY = "SECRET_KEY"
+
+
+class Recorder:
+    """Remembers every span opened while a trace runs."""
+
+    def __init__(self):
+        self.spans = []
+
+    def call(self, name, info=None, fail=False):
+        return _Call(self, name, info, fail)
+
+
+class _Call:
+    def __init__(self, recorder, name, info, fail):
+        self.recorder, self.name, self.info = recorder, name, info
+        self.fail = fail
+
+    def __enter__(self):
+        profiler.start(self.name, info=dict(self.info or {}))
+        current = profiler.get()
+        self.recorder.spans.append({"name": self.name,
+                                    "trace_id": current.get_id(),
+                                    "parent_id": current.get_parent_id(),
+                                    "closed": True})
+        return self
+
+    def __exit__(self, etype, value, tb):
+        stop_info = None
+        if etype is not None:
+            stop_info = {"etype": etype.__name__, "message": str(value)}
+        profiler.stop(info=stop_info)
+        return False
+
+
+def nested(rec):
+    with rec.call("wsgi", {"request": {"path": "/v2.1/servers",
+                                       "method": "POST"}}):
+        with rec.call("db", {"db": {"statement": "SELECT 1",
+                                    "params": {}}}):
+            pass
+        with rec.call("rpc"):
+            for n in range(3):
+                with rec.call("db", {"db": {"statement": f"SELECT {n}"}}):
+                    pass
+
+
+def siblings(rec):
+    with rec.call("wsgi"):
+        for n in range(200):
+            with rec.call("db", {"db": {"statement": f"SELECT {n}"}}):
+                pass
+
+
+def dashes(rec):
+    with rec.call("cinder-volume-manager"):
+        with rec.call("os-brick-connector"):
+            pass
+
+
+@profiler.trace("compute-fail", info={"note": "raises"})
+def _fails(rec):
+    current = profiler.get()
+    rec.spans.append({"name": "compute-fail", "trace_id": current.get_id(),
+                      "parent_id": current.get_parent_id(), "closed": True,
+                      "error": "ValueError"})
+    raise ValueError("no valid host was found")
+
+
+def raises(rec):
+    with rec.call("wsgi"):
+        try:
+            _fails(rec)
+        except ValueError:
+            pass
+
+
+def unfinished(rec):
+    with rec.call("wsgi"):
+        profiler.start("never-stops")
+        current = profiler.get()
+        rec.spans.append({"name": "never-stops",
+                          "trace_id": current.get_id(),
+                          "parent_id": current.get_parent_id(),
+                          "closed": False})
+        current._name.pop()  # drop it without sending its stop
+        current._trace_stack.pop()
+
+
+SCENARIOS = {f.__name__: f for f in (nested, siblings, dashes, raises,
+                                     unfinished)}
+
+
+def main(url, exchange, service, scenario, count, pause=0.0):
+    conf = cfg.ConfigOpts()
+    conf([], project="producer")
+    oslo_messaging.get_notification_transport(conf, url=url).cleanup()
+    conf.set_override("control_exchange", exchange)
+    notifier.set(notifier.create("messaging://", project=exchange,
+                                 service=service, host=f"{service}-host",
+                                 conf=conf, transport_url=url, context={}))
+    for _ in range(count):
+        rec = Recorder()
+        profiler.init(HMAC_KEY)
+        SCENARIOS[scenario](rec)
+        base_id = profiler.get().get_base_id()
+        profiler.clean()
+        print(json.dumps({"base_id": base_id, "service": service,
+                          "project": exchange, "spans": rec.spans}),
+              flush=True)
+        time.sleep(pause)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4],
+         int(sys.argv[5]), float(sys.argv[6]) if len(sys.argv) > 6 else 0.0)
