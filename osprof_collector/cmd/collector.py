@@ -45,7 +45,9 @@ def main(argv=None):
         oslo_messaging.get_notification_transport(conf).cleanup()
     except (storage.UnknownDriverError,
             oslo_messaging.InvalidTransportURL) as exc:
-        LOG.error("%s", exc)
+        print(f"osprof-collector: {exc}", file=sys.stderr)
+        if conf.log_file:
+            LOG.error("%s", exc)
         return 2
     manager = cotyledon.ServiceManager()
     manager.add(service.CollectorWorker, workers=conf.collector.workers,

@@ -1,0 +1,161 @@
+"""Real RabbitMQ vhosts, real collector processes, real osprofiler senders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from osprof_collector import storage
+
+RABBIT_HOST = os.environ.get("OSPROF_COLLECTOR_TEST_RABBIT",
+                             "guest:guest@127.0.0.1:5672")
+BIN_DIR = os.path.dirname(sys.executable)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def rabbit_url():
+    """A RabbitMQ vhost of this test's own, deleted afterwards."""
+    vhost = f"osprof_test_{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"rabbit://{RABBIT_HOST}/{vhost}"
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request):
+    return request.getfixturevalue(
+        {"sqlite": "sqlite_url", "postgresql": "postgres_url"}[request.param])
+
+
+class Collector:
+    """An osprof-collector process run from its installed entry point."""
+
+    def __init__(self, workdir, transport_url, store_url, **options):
+        self.workdir = workdir
+        self.log_path = workdir / f"collector-{uuid.uuid4().hex[:6]}.log"
+        self.config_path = workdir / "osprof-collector.conf"
+        collector = {"batch_timeout": 0.2, "stats_interval": 1,
+                     "requeue_backoff_max": 2}
+        collector.update(options)
+        lines = ["[DEFAULT]", f"transport_url = {transport_url}",
+                 f"log_file = {self.log_path}", "[collector]"]
+        lines += [f"{k} = {v}" for k, v in collector.items()]
+        lines += ["[storage]", f"connection = {store_url}"]
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.workers = int(collector.get("workers", 1))
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
+             str(self.config_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait_for_log("consuming topics", self.workers)
+        return self
+
+    def log(self):
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, text, count=1, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if self.process.poll() is not None:
+                raise AssertionError(f"collector exited: {self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} in log: {self.log()}")
+            time.sleep(0.1)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill_if_running(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def collector_factory(tmp_path):
+    started = []
+
+    def make(transport_url, store_url, **options):
+        collector = Collector(tmp_path, transport_url, store_url, **options)
+        started.append(collector)
+        return collector
+
+    yield make
+    for collector in started:
+        collector.kill_if_running()
+
+
+def start_producer(transport_url, exchange, service, scenario, count,
+                   pause=0.0):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.functional.producer", transport_url,
+         exchange, service, scenario, str(count), str(pause)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def finish_producers(producers, timeout=300):
+    """Wait for producer processes; return every trace they reported."""
+    traces = []
+    for producer in producers:
+        out, _ = producer.communicate(timeout=timeout)
+        assert producer.returncode == 0
+        traces.extend(json.loads(line) for line in out.splitlines())
+    return traces
+
+
+def produce(transport_url, *specs):
+    """Run producers (exchange, service, scenario, count) concurrently."""
+    return finish_producers([start_producer(transport_url, *spec)
+                             for spec in specs])
+
+
+def stored_spans(store, trace):
+    return store.get_spans(trace["base_id"])
+
+
+def wait_until_stored(store_url, traces, timeout=120):
+    """Poll the store until every expected span has all its events."""
+    store = storage.get_driver(store_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [t for t in traces if not _complete(store, t)]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(missing)} of {len(traces)} traces incomplete, "
+                    f"e.g. {missing[0]['base_id']}")
+            time.sleep(0.3)
+    finally:
+        store.close()
+
+
+def _complete(store, trace):
+    by_id = {s.trace_id: s for s in store.get_spans(trace["base_id"])}
+    for expected in trace["spans"]:
+        span = by_id.get(expected["trace_id"])
+        if span is None or span.started_at is None:
+            return False
+        if expected["closed"] and span.finished_at is None:
+            return False
+    return True
