@@ -1,0 +1,362 @@
+"""MongoDB storage: one document per span, one summary document per trace.
+
+Nothing here takes a lock: every write is a single-document update that
+MongoDB applies atomically, and each is idempotent or commutative, so any
+number of writers may deliver the same spans in any order.
+"""
+
+import collections
+import datetime
+from urllib import parse
+
+import pymongo
+from pymongo import errors
+
+from osprof_collector import spans as spans_mod
+from osprof_collector.storage import base
+from osprof_collector.storage import mask_password
+
+DEFAULT_DATABASE = "osprofiler"
+DUPLICATE_KEY = 11000
+UNIX_EPOCH = datetime.datetime(1970, 1, 1)
+# A top-level span whose start is still unknown ranks after every started
+# one when choosing the root name (as in the SQL driver).
+NOT_STARTED = (datetime.datetime.max - UNIX_EPOCH) // datetime.timedelta(
+    microseconds=1)
+
+# Summary timestamps are integer microseconds since UNIX_EPOCH: a BSON date
+# keeps only milliseconds, and $min/$max must compare the exact instant.
+TRACE_INDEXES = [
+    pymongo.IndexModel([("started_us", pymongo.DESCENDING),
+                        ("_id", pymongo.ASCENDING)]),
+    pymongo.IndexModel("services"),
+    pymongo.IndexModel("projects"),
+    pymongo.IndexModel("root_name"),
+    pymongo.IndexModel([("error", pymongo.ASCENDING),
+                        ("started_us", pymongo.DESCENDING)]),
+    pymongo.IndexModel("duration_ms"),
+]
+
+
+class MongoDBDriver(base.StorageDriver):
+
+    def __init__(self, url, ttl=0, client=None):
+        super().__init__(url, ttl)
+        self._owns_client = client is None
+        self.client = client
+        try:
+            if self._owns_client:
+                self.client = pymongo.MongoClient(
+                    url, serverSelectionTimeoutMS=5000, tz_aware=False)
+            self.database = self.client.get_default_database(DEFAULT_DATABASE)
+            self.spans = self.database["spans"]
+            self.traces = self.database["traces"]
+            self.client.admin.command("ping")
+            self.spans.create_index("base_id")
+            self.traces.create_indexes(TRACE_INDEXES)
+            self._expire(self.spans, "last_seen")
+            self._expire(self.traces, "finished_at")
+        except errors.PyMongoError as exc:
+            self.close()
+            raise self._error("cannot prepare the database", exc) from None
+
+    def _expire(self, collection, field):
+        """Keep the TTL index on field in line with self.ttl (0: none)."""
+        name = f"{field}_1"
+        current = collection.index_information().get(name, {}).get(
+            "expireAfterSeconds")
+        if self.ttl > 0 and current is None:
+            collection.create_index(field, expireAfterSeconds=self.ttl)
+        elif self.ttl > 0 and current != self.ttl:
+            # The retention changed: alter the index instead of rebuilding.
+            self.database.command("collMod", collection.name, index={
+                "keyPattern": {field: 1}, "expireAfterSeconds": self.ttl})
+        elif self.ttl <= 0 and current is not None:
+            collection.drop_index(name)
+
+    def _error(self, what, exc):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return base.StorageError(
+            f"{mask_password(self.url)}: {what}: {type(exc).__name__}: "
+            f"{_without_password(reason, self.url)}")
+
+    def close(self):
+        if self._owns_client and self.client is not None:
+            self.client.close()
+
+    # -- writing ---------------------------------------------------------
+
+    def write_spans(self, partial_spans):
+        merged = spans_mod.merge_by_trace_id(partial_spans)
+        if not merged:
+            return
+        by_trace = collections.defaultdict(list)
+        for span in merged:
+            by_trace[span.base_id].append(span)
+        try:
+            inserted = _upsert(self.spans, [
+                pymongo.UpdateOne({"_id": s.trace_id}, _span_update(s),
+                                  upsert=True) for s in merged])
+            new_spans = collections.Counter(merged[i].base_id
+                                            for i in inserted)
+            _upsert(self.traces, [
+                pymongo.UpdateOne({"_id": base_id},
+                                  _summary_update(group, new_spans[base_id]),
+                                  upsert=True)
+                for base_id, group in by_trace.items()])
+            # These read the summary, so they follow in a second bulk.
+            followups = []
+            for base_id, group in by_trace.items():
+                followups.append(_duration_update(base_id))
+                followups.extend(_root_updates(base_id, group))
+            self.traces.bulk_write(followups, ordered=False)
+        except errors.PyMongoError as exc:
+            raise self._error("write failed", exc) from None
+
+    # -- reading ---------------------------------------------------------
+
+    def get_spans(self, base_id):
+        if not isinstance(base_id, str):
+            return []
+        try:
+            docs = list(self.spans.find({"base_id": base_id}))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return [_doc_span(doc) for doc in docs]
+
+    def get_trace(self, base_id):
+        if not isinstance(base_id, str):
+            return None
+        try:
+            doc = self.traces.find_one({"_id": base_id,
+                                        "span_count": {"$gt": 0}})
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return _doc_summary(doc) if doc else None
+
+    def list_traces(self, trace_filter=None, limit=20):
+        query = _trace_query(trace_filter or base.TraceFilter())
+        if query is None:
+            return []
+        try:
+            docs = list(self.traces.find(query)
+                        .sort([("started_us", pymongo.DESCENDING),
+                               ("_id", pymongo.ASCENDING)])
+                        .limit(limit))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return [_doc_summary(doc) for doc in docs]
+
+    def purge(self, older_than):
+        removed = 0
+        try:
+            base_ids = [doc["_id"] for doc in self.traces.find(
+                {"finished_us": {"$lt": _micros(older_than)}}, {"_id": 1})]
+            for start in range(0, len(base_ids), 500):
+                chunk = base_ids[start:start + 500]
+                self.spans.delete_many({"base_id": {"$in": chunk}})
+                removed += self.traces.delete_many(
+                    {"_id": {"$in": chunk}}).deleted_count
+        except errors.PyMongoError as exc:
+            raise self._error("purge failed", exc) from None
+        return removed
+
+
+def _upsert(collection, requests):
+    """Run upserts as one unordered bulk_write; return who inserted.
+
+    Two writers upserting the same new _id at once can make one of them
+    fail with a duplicate key error; that upsert did nothing, and run again
+    it updates the other writer's document. Returns the indexes of the
+    requests that inserted a document.
+    """
+    inserted, pending = set(), list(range(len(requests)))
+    while pending:
+        try:
+            result = collection.bulk_write([requests[i] for i in pending],
+                                           ordered=False)
+            upserted, failed = result.upserted_ids, []
+        except errors.BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY
+                   for e in exc.details["writeErrors"]):
+                raise
+            upserted = {u["index"]: u["_id"] for u in exc.details["upserted"]}
+            failed = [e["index"] for e in exc.details["writeErrors"]]
+        inserted.update(pending[i] for i in upserted)
+        pending = [pending[i] for i in failed]
+    return inserted
+
+
+def _span_update(span):
+    # base_id, parent_id and name are the same in both halves of a span.
+    update = {"$setOnInsert": {"base_id": span.base_id,
+                               "parent_id": span.parent_id,
+                               "name": span.name},
+              "$max": {"last_seen": span.last_seen}}
+    # Labels come with both halves: $min fills a missing one and, were the
+    # halves ever to disagree, keeps the same one whatever the order.
+    labels = {field: getattr(span, field)
+              for field in ("project", "service", "host")
+              if getattr(span, field) is not None}
+    if labels:
+        update["$min"] = labels
+    # Every other field comes from one kind of event only (start or stop)
+    # and a redelivered event brings the same values: $set fills what is
+    # missing and rewrites what is known with itself.
+    fields = {}
+    for field in ("started_at", "finished_at"):
+        value = getattr(span, field)
+        if value is not None:
+            fields[field] = value
+            # dropped from the BSON date, which keeps milliseconds only
+            fields[field + "_microsecond"] = value.microsecond
+    for field in ("start_payload", "stop_payload", "error"):
+        value = getattr(span, field)
+        if value is not None:
+            fields[field] = _escape(value)
+    update["$set"] = fields
+    return update
+
+
+def _summary_update(group, new_spans):
+    """Fold one trace's spans of this batch into its summary."""
+    moments = [t for s in group for t in (s.started_at, s.finished_at) if t]
+    return {
+        "$min": {"started_us": _micros(min(moments))},
+        "$max": {"finished_us": _micros(max(moments)),
+                 "finished_at": max(moments),  # for the TTL index
+                 "error": any(s.error is not None for s in group)},
+        "$addToSet": {
+            "services": {"$each": sorted({s.service for s in group
+                                          if s.service is not None})},
+            "projects": {"$each": sorted({s.project for s in group
+                                          if s.project is not None})}},
+        # Only the writer whose upsert created a span counts it.
+        "$inc": {"span_count": new_spans},
+    }
+
+
+def _duration_update(base_id):
+    # Recomputed from the stored bounds after every writer's $min/$max, so
+    # the last one to finish leaves it right.
+    return pymongo.UpdateOne({"_id": base_id}, [{"$set": {"duration_ms": {
+        "$divide": [{"$subtract": ["$finished_us", "$started_us"]}, 1000]}}}])
+
+
+def _root_updates(base_id, group):
+    """Offer the group's earliest-started top-level span as the root.
+
+    Replaced only by a candidate ranking before the stored one, in one
+    atomic compare-and-set, so concurrent writers agree on the earliest.
+    """
+    candidates = [(_micros(s.started_at) if s.started_at else NOT_STARTED,
+                   s.name) for s in group if s.parent_id == base_id]
+    if not candidates:
+        return []
+    started_us, name = min(candidates)
+    return [pymongo.UpdateOne(
+        {"_id": base_id, "$or": [
+            {"root_started_us": {"$exists": False}},
+            {"root_started_us": {"$gt": started_us}},
+            {"root_started_us": started_us, "root_name": {"$gt": name}}]},
+        {"$set": {"root_started_us": started_us, "root_name": name}})]
+
+
+def _trace_query(trace_filter):
+    """The query for a TraceFilter; None if a value is no string.
+
+    Values are only ever compared for equality, never read as operators.
+    """
+    f = trace_filter
+    query = {"span_count": {"$gt": 0}}
+    for field, value in (("services", f.service), ("projects", f.project),
+                         ("root_name", f.name)):
+        if value is not None:
+            if not isinstance(value, str):
+                return None
+            query[field] = value
+    started = {}
+    if f.since is not None:
+        started["$gte"] = _micros(f.since)
+    if f.until is not None:
+        started["$lt"] = _micros(f.until)
+    if started:
+        query["started_us"] = started
+    if f.errors_only:
+        query["error"] = True
+    if f.min_duration_ms is not None:
+        query["duration_ms"] = {"$gte": f.min_duration_ms}
+    return query
+
+
+def _doc_span(doc):
+    return spans_mod.Span(
+        trace_id=doc["_id"], base_id=doc["base_id"],
+        parent_id=doc["parent_id"], name=doc["name"],
+        project=doc.get("project"), service=doc.get("service"),
+        host=doc.get("host"), started_at=_exact(doc, "started_at"),
+        finished_at=_exact(doc, "finished_at"),
+        error=_unescape(doc.get("error")),
+        start_payload=_unescape(doc.get("start_payload")),
+        stop_payload=_unescape(doc.get("stop_payload")))
+
+
+def _doc_summary(doc):
+    return base.TraceSummary(
+        base_id=doc["_id"], started_at=_from_micros(doc.get("started_us")),
+        finished_at=_from_micros(doc.get("finished_us")),
+        span_count=doc["span_count"],
+        services=sorted(doc.get("services", [])),
+        projects=sorted(doc.get("projects", [])), error=bool(doc.get("error")),
+        root_name=doc.get("root_name"))
+
+
+def _exact(doc, field):
+    value = doc.get(field)
+    if value is None:
+        return None
+    return value.replace(microsecond=doc[field + "_microsecond"])
+
+
+def _micros(moment):
+    return (moment - UNIX_EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def _from_micros(micros):
+    if micros is None:
+        return None
+    return UNIX_EPOCH + datetime.timedelta(microseconds=micros)
+
+
+def _escape(value):
+    """Make every key a plain field name, reversibly.
+
+    MongoDB reads a key starting with $ as an operator and a dot as a path:
+    % $ and . are percent-encoded, so _unescape() gives back the original.
+    """
+    if isinstance(value, dict):
+        return {k.replace("%", "%25").replace("$", "%24").replace(".", "%2E"):
+                _escape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _unescape(value):
+    if isinstance(value, dict):
+        return {parse.unquote(k): _unescape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    return value
+
+
+def _without_password(text, url):
+    """text with the URL's password, if it shows, replaced by ***."""
+    try:
+        password = parse.urlsplit(url).password
+    except ValueError:
+        return text
+    if not password:
+        return text
+    return text.replace(password, "***").replace(parse.unquote(password),
+                                                 "***")

@@ -1,0 +1,99 @@
+import logging
+import threading
+import time
+
+import oslo_messaging
+
+from osprof_collector import endpoint
+from osprof_collector import storage
+from osprof_collector.storage import base
+from tests import payloads
+
+HANDLED = oslo_messaging.NotificationResult.HANDLED
+REQUEUE = oslo_messaging.NotificationResult.REQUEUE
+
+
+def notifications(*raw):
+    return [{"ctxt": {}, "publisher_id": "api.node-1",
+             "event_type": "profiler.api", "payload": p,
+             "metadata": {}} for p in raw]
+
+
+class UnavailableStore:
+    """A store that is down: every write fails the way drivers fail."""
+
+    def __init__(self):
+        self.attempts = 0
+
+    def write_spans(self, partial_spans):
+        self.attempts += 1
+        raise base.StorageError("sqlite:///x: write failed: database is locked")
+
+
+def test_batch_is_stored_and_acked(sqlite_url):
+    store = storage.get_driver(sqlite_url)
+    stats = endpoint.Stats()
+    base_id = payloads.new_id()
+    raw = payloads.call("db", base_id, base_id, 0, 5)
+    assert endpoint.ProfilerEndpoint(store, stats).info(
+        notifications(*raw)) == HANDLED
+    [span] = store.get_spans(base_id)
+    assert not span.is_open
+    assert stats.counts == {"received": 2, "spans_written": 1, "invalid": 0,
+                            "requeued": 0, "store_errors": 0}
+    assert "last_write=0s ago" in stats.line()
+
+
+def test_invalid_notifications_are_counted_acked_and_logged_rarely(
+        sqlite_url, caplog):
+    store = storage.get_driver(sqlite_url)
+    stats = endpoint.Stats()
+    ep = endpoint.ProfilerEndpoint(store, stats)
+    base_id = payloads.new_id()
+    good = payloads.call("db", base_id, base_id, 0, 5)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(50):
+            assert ep.info(notifications({"name": 1}, *good, "junk")) \
+                == HANDLED
+    assert stats.counts["invalid"] == 100
+    assert stats.counts["received"] == 200
+    assert len(store.get_spans(base_id)) == 1
+    assert len(caplog.records) == ep.invalid_log.burst
+
+
+def test_store_failure_requeues_after_a_growing_pause():
+    store = UnavailableStore()
+    stats = endpoint.Stats()
+    backoff = endpoint.Backoff(initial=0.05, maximum=0.2)
+    ep = endpoint.ProfilerEndpoint(store, stats, backoff=backoff)
+    base_id = payloads.new_id()
+    batch = notifications(*payloads.call("db", base_id, base_id, 0, 5))
+    pauses = []
+    for _ in range(4):
+        started = time.monotonic()
+        assert ep.info(batch) == REQUEUE
+        pauses.append(time.monotonic() - started)
+    assert [round(p, 2) for p in pauses] == [0.05, 0.1, 0.2, 0.2]
+    assert stats.counts["store_errors"] == 4
+    assert stats.counts["requeued"] == 8
+    assert stats.counts["spans_written"] == 0
+
+
+def test_stopping_cuts_the_pause_short():
+    stopping = threading.Event()
+    stopping.set()
+    ep = endpoint.ProfilerEndpoint(UnavailableStore(), endpoint.Stats(),
+                                   backoff=endpoint.Backoff(initial=30),
+                                   stopping=stopping)
+    base_id = payloads.new_id()
+    started = time.monotonic()
+    assert ep.info(notifications(*payloads.call(
+        "db", base_id, base_id, 0, 5))) == REQUEUE
+    assert time.monotonic() - started < 1
+
+
+def test_backoff_resets_after_success():
+    backoff = endpoint.Backoff(initial=1, maximum=8)
+    assert [backoff.failed() for _ in range(5)] == [1, 2, 4, 8, 8]
+    backoff.succeeded()
+    assert backoff.failed() == 1
