@@ -4,12 +4,14 @@ import uuid
 import psycopg2
 import pytest
 
+# tools/run-tests.sh creates this role (CREATEDB, password login), so the
+# suite runs the same under trust and password authentication.
 POSTGRES_ADMIN_DSN = os.environ.get(
     "OSPROF_COLLECTOR_TEST_POSTGRES_DSN",
-    "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+    "host=127.0.0.1 port=5432 user=osprof password=osprof dbname=postgres")
 POSTGRES_URL = os.environ.get(
     "OSPROF_COLLECTOR_TEST_POSTGRES_URL",
-    "postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}")
+    "postgresql+psycopg2://osprof:osprof@127.0.0.1:5432/{dbname}")
 
 
 def _postgres_admin(sql):

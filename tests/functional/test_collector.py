@@ -146,7 +146,7 @@ def test_unknown_storage_scheme_is_one_clear_error(tmp_path):
 def test_store_unreachable_at_start_is_retried(rabbit_url, postgres_url,
                                                collector_factory):
     unreachable = postgres_url.replace("5432", "5433").replace(
-        "postgres@", "postgres:hunter2@")
+        "osprof:osprof@", "osprof:hunter2@")
     collector = collector_factory(rabbit_url, unreachable)
     collector.process = subprocess.Popen(
         [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
@@ -154,7 +154,7 @@ def test_store_unreachable_at_start_is_retried(rabbit_url, postgres_url,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     collector.wait_for_log("unreachable", 2)
     assert "hunter2" not in collector.log()
-    assert "postgres:***@" in collector.log()
+    assert "osprof:***@" in collector.log()
     started = time.monotonic()
     assert collector.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 30
