@@ -76,5 +76,11 @@ class StorageDriver(abc.ABC):
         Returns how many traces were removed.
         """
 
+    @abc.abstractmethod
+    def stats(self):
+        """Totals of the store, as a dict: traces, spans, error_traces,
+        first_event, last_event (naive UTC or None) and spans_per_service
+        ({service: spans})."""
+
     def close(self):
         """Release connections."""

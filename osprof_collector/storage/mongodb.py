@@ -1,8 +1,14 @@
 """MongoDB storage: one document per span, one summary document per trace.
 
-Nothing here takes a lock: every write is a single-document update that
-MongoDB applies atomically, and each is idempotent or commutative, so any
-number of writers may deliver the same spans in any order.
+spans: _id is the trace_id; each time is a BSON date (milliseconds) plus
+    its microsecond; payload keys are escaped; last_seen feeds the TTL.
+traces: _id is the base_id; started_us and finished_us are microseconds
+    since the UNIX epoch, exact under $min and $max where a BSON date would
+    lose the microseconds; finished_at feeds the TTL.
+
+No write takes a lock: each is a single-document update, which MongoDB
+applies atomically, built so that a redelivered span changes nothing and
+the order of arrival does not matter.
 """
 
 import collections
@@ -24,8 +30,6 @@ UNIX_EPOCH = datetime.datetime(1970, 1, 1)
 NOT_STARTED = (datetime.datetime.max - UNIX_EPOCH) // datetime.timedelta(
     microseconds=1)
 
-# Summary timestamps are integer microseconds since UNIX_EPOCH: a BSON date
-# keeps only milliseconds, and $min/$max must compare the exact instant.
 TRACE_INDEXES = [
     pymongo.IndexModel([("started_us", pymongo.DESCENDING),
                         ("_id", pymongo.ASCENDING)]),
@@ -72,10 +76,12 @@ class MongoDBDriver(base.StorageDriver):
             self.database.command("collMod", collection.name, index={
                 "keyPattern": {field: 1}, "expireAfterSeconds": self.ttl})
         elif self.ttl <= 0 and current is not None:
+            # ttl 0 keeps everything: an index left from before would not.
             collection.drop_index(name)
 
     def _error(self, what, exc):
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else ""
         return base.StorageError(
             f"{mask_password(self.url)}: {what}: {type(exc).__name__}: "
             f"{_without_password(reason, self.url)}")
@@ -163,12 +169,12 @@ class MongoDBDriver(base.StorageDriver):
 
 
 def _upsert(collection, requests):
-    """Run upserts as one unordered bulk_write; return who inserted.
+    """Run upserts as one unordered bulk_write.
 
-    Two writers upserting the same new _id at once can make one of them
-    fail with a duplicate key error; that upsert did nothing, and run again
-    it updates the other writer's document. Returns the indexes of the
-    requests that inserted a document.
+    Returns the indexes of the requests that inserted a document. Two
+    writers upserting the same new _id at once can make one of them fail
+    with a duplicate key error: that upsert did nothing, and run again it
+    updates the document the other writer inserted (and counted).
     """
     inserted, pending = set(), list(range(len(requests)))
     while pending:
@@ -177,11 +183,13 @@ def _upsert(collection, requests):
                                            ordered=False)
             upserted, failed = result.upserted_ids, []
         except errors.BulkWriteError as exc:
-            if any(e["code"] != DUPLICATE_KEY
-                   for e in exc.details["writeErrors"]):
+            details = exc.details
+            lost_races = all(e["code"] == DUPLICATE_KEY
+                             for e in details["writeErrors"])
+            if details["writeConcernErrors"] or not lost_races:
                 raise
-            upserted = {u["index"]: u["_id"] for u in exc.details["upserted"]}
-            failed = [e["index"] for e in exc.details["writeErrors"]]
+            upserted = {u["index"]: u["_id"] for u in details["upserted"]}
+            failed = [e["index"] for e in details["writeErrors"]]
         inserted.update(pending[i] for i in upserted)
         pending = [pending[i] for i in failed]
     return inserted
@@ -244,10 +252,11 @@ def _duration_update(base_id):
 
 
 def _root_updates(base_id, group):
-    """Offer the group's earliest-started top-level span as the root.
+    """Propose the group's earliest-started top-level span as the root.
 
-    Replaced only by a candidate ranking before the stored one, in one
-    atomic compare-and-set, so concurrent writers agree on the earliest.
+    The stored root changes only for a candidate ranking before it (earlier
+    start, then smaller name): a compare-and-set in one atomic update, so
+    concurrent writers end on the earliest whatever the order.
     """
     candidates = [(_micros(s.started_at) if s.started_at else NOT_STARTED,
                    s.name) for s in group if s.parent_id == base_id]
@@ -263,9 +272,10 @@ def _root_updates(base_id, group):
 
 
 def _trace_query(trace_filter):
-    """The query for a TraceFilter; None if a value is no string.
+    """The query for a TraceFilter, or None if it can match nothing.
 
-    Values are only ever compared for equality, never read as operators.
+    Names must be strings, compared for equality only: a caller's value is
+    never read as an operator.
     """
     f = trace_filter
     query = {"span_count": {"$gt": 0}}

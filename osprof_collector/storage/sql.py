@@ -220,6 +220,28 @@ class SQLDriver(base.StorageDriver):
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
 
+    def stats(self):
+        t = traces_table.c
+        s = spans_table.c
+        try:
+            with self.engine.connect() as conn:
+                totals = conn.execute(sa.select(
+                    sa.func.count(), sa.func.coalesce(sa.func.sum(
+                        t.span_count), 0),
+                    sa.func.count().filter(t.error.is_(True)),
+                    sa.func.min(t.started_at), sa.func.max(t.finished_at))
+                    .where(t.span_count > 0)).one()
+                per_service = conn.execute(
+                    sa.select(s.service, sa.func.count())
+                    .group_by(s.service)).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return {"traces": totals[0], "spans": int(totals[1]),
+                "error_traces": totals[2], "first_event": totals[3],
+                "last_event": totals[4],
+                "spans_per_service": {service or "?": count
+                                      for service, count in per_service}}
+
     def purge(self, older_than):
         t = traces_table.c
         old = sa.select(t.base_id).where(t.finished_at < older_than)

@@ -207,3 +207,18 @@ def test_concurrent_writers_keep_an_exact_summary(store_url_factory):
         summary = reader.get_trace(base_id)
         assert summary.span_count == 40
         assert summary.duration_ms == 122  # calls k..117+k, 5 ms each
+
+
+def test_stats(store):
+    assert store.stats() == {"traces": 0, "spans": 0, "error_traces": 0,
+                             "first_event": None, "last_event": None,
+                             "spans_per_service": {}}
+    first_id, raw = a_trace(start_ms=0, error=True)
+    store.write_spans(partial_spans(*raw))
+    second_id, raw = a_trace(start_ms=60000)
+    store.write_spans(partial_spans(*raw))
+    assert store.stats() == {
+        "traces": 2, "spans": 6, "error_traces": 1,
+        "first_event": payloads.EPOCH,
+        "last_event": payloads.EPOCH + datetime.timedelta(milliseconds=60100),
+        "spans_per_service": {"api": 4, "volume": 2}}
