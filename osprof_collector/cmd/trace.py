@@ -1,0 +1,252 @@
+"""osprof-trace: the operators' command line over the trace store."""
+
+import argparse
+import datetime
+import os
+import sys
+import uuid
+
+from cliff import app
+from cliff import columns
+from cliff import command
+from cliff import commandmanager
+from cliff import lister
+from cliff import show as show_one
+from oslo_config import cfg
+import pbr.version
+
+from osprof_collector import opts
+from osprof_collector import query
+from osprof_collector import render
+from osprof_collector import storage
+from osprof_collector import timeparse
+from osprof_collector.storage import base
+
+PROJECT = "osprof-collector"
+CONNECTION_ENV = "OSPROF_TRACE_CONNECTION"
+
+
+class OperatorError(Exception):
+    """A mistake or a condition the operator can act on: one line, exit 1."""
+
+
+class ListColumn(columns.FormattableColumn):
+    def human_readable(self):
+        return ", ".join(self._value)
+
+    def machine_readable(self):
+        return list(self._value)
+
+
+def _base_id(text):
+    try:
+        if len(text) == 36:
+            return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    raise OperatorError(f"invalid trace id {text!r}: expected a UUID such "
+                        f"as 4c9a3d6e-2f4b-4a44-9c4e-0f3e3a1c2b7d")
+
+
+def _argument(parse):
+    """An argparse type that turns ValueError into a one-line error."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _one_line_errors(parser):
+    def error(message):
+        sys.stderr.write(f"{parser.prog}: error: {message}\n")
+        sys.exit(2)
+    parser.error = error
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _one_line_errors(sub)
+    return parser
+
+
+class Show(command.Command):
+    """Show one trace as a tree, JSON report, HTML page or Graphviz graph."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("base_id", metavar="BASE_ID")
+        parser.add_argument("--format", choices=sorted(render.FORMATS),
+                            default="tree", dest="output_format",
+                            help="output format (default: tree)")
+        parser.add_argument("--out", metavar="FILE",
+                            help="write to FILE instead of standard output")
+        parser.add_argument("--max-depth", type=int, metavar="N",
+                            help="tree: hide spans nested deeper than N "
+                                 "(top level is 0)")
+        parser.add_argument("--min-duration", type=float, metavar="MS",
+                            help="tree: hide spans shorter than MS "
+                                 "milliseconds, with their children")
+        return _one_line_errors(parser)
+
+    def take_action(self, args):
+        base_id = _base_id(args.base_id)
+        found = self.app.store.get_spans(base_id)
+        if not found:
+            raise OperatorError(f"trace {base_id} not found")
+        report = query.build_report(base_id, found)
+        text = render.FORMATS[args.output_format](
+            report, max_depth=args.max_depth, min_duration=args.min_duration)
+        if args.out:
+            try:
+                with open(args.out, "w", encoding="utf-8") as out:
+                    out.write(text)
+            except OSError as exc:
+                raise OperatorError(f"cannot write {args.out}: "
+                                    f"{exc.strerror}") from None
+        else:
+            self.app.stdout.write(text)
+
+
+class List(lister.Lister):
+    """List traces, newest first."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--service", help="with a span of this service")
+        parser.add_argument("--project", help="with a span of this project")
+        parser.add_argument("--name", help="whose root span has this name")
+        parser.add_argument("--since", type=_argument(timeparse.parse_moment),
+                            help="started at or after: ISO time or age "
+                                 "(15m, 2h, 7d)")
+        parser.add_argument("--until", type=_argument(timeparse.parse_moment),
+                            help="started before: ISO time or age")
+        parser.add_argument("--errors", action="store_true",
+                            help="only traces with an error")
+        parser.add_argument("--min-duration", type=float, metavar="MS",
+                            help="only traces lasting at least MS "
+                                 "milliseconds")
+        parser.add_argument("--limit", type=int, default=20,
+                            help="at most this many traces (default: 20)")
+        return _one_line_errors(parser)
+
+    def take_action(self, args):
+        if args.limit < 1:
+            raise OperatorError("--limit must be at least 1")
+        trace_filter = base.TraceFilter(
+            service=args.service, project=args.project, name=args.name,
+            since=args.since, until=args.until, errors_only=args.errors,
+            min_duration_ms=args.min_duration)
+        found = self.app.store.list_traces(trace_filter, limit=args.limit)
+        headers = ("base_id", "started_at", "duration_ms", "spans",
+                   "services", "projects", "name", "error")
+        return headers, [
+            (t.base_id, _iso(t.started_at),
+             None if t.duration_ms is None else round(t.duration_ms, 3),
+             t.span_count, ListColumn(t.services), ListColumn(t.projects),
+             t.root_name, t.error) for t in found]
+
+
+class Purge(command.Command):
+    """Remove traces whose last event is older than an age."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--older-than", required=True, metavar="AGE",
+                            type=_argument(timeparse.parse_age),
+                            help="e.g. 12h, 7d, 4w")
+        return _one_line_errors(parser)
+
+    def take_action(self, args):
+        cutoff = datetime.datetime.utcnow() - args.older_than
+        removed = self.app.store.purge(cutoff)
+        self.app.stdout.write(f"removed {removed} traces whose last event "
+                              f"was before {_iso(cutoff)}\n")
+
+
+class Stats(show_one.ShowOne):
+    """Totals of the store: traces, spans, per service, errors, time range."""
+
+    def get_parser(self, prog_name):
+        return _one_line_errors(super().get_parser(prog_name))
+
+    def take_action(self, args):
+        totals = self.app.store.stats()
+        fields = ("traces", "spans", "error_traces", "first_event",
+                  "last_event", "spans_per_service")
+        per_service = ", ".join(f"{k}={v}" for k, v in sorted(
+            totals["spans_per_service"].items()))
+        return fields, (totals["traces"], totals["spans"],
+                        totals["error_traces"], _iso(totals["first_event"]),
+                        _iso(totals["last_event"]), per_service)
+
+
+def _iso(moment):
+    return None if moment is None else moment.isoformat()
+
+
+class TraceApp(app.App):
+
+    def __init__(self):
+        manager = commandmanager.CommandManager("osprof_trace.commands")
+        for name, cls in (("show", Show), ("list", List), ("purge", Purge),
+                          ("stats", Stats)):
+            manager.add_command(name, cls)
+        super().__init__(
+            description="Read the traces stored by osprof-collector.",
+            version=pbr.version.VersionInfo(PROJECT).version_string(),
+            command_manager=manager, deferred_help=True)
+        self._store = None
+
+    def build_option_parser(self, description, version, argparse_kwargs=None):
+        parser = super().build_option_parser(description, version,
+                                             argparse_kwargs)
+        parser.add_argument(
+            "--connection", default=os.environ.get(CONNECTION_ENV),
+            help=f"store URL (default: ${CONNECTION_ENV}, else [storage] "
+                 f"connection of --config-file)")
+        parser.add_argument(
+            "--config-file", help="the collector's configuration file; "
+                                  "its [storage] connection is used")
+        return _one_line_errors(parser)
+
+    def interact(self):
+        sys.stderr.write("osprof-trace: a command is required: show, list, "
+                         "purge or stats (see osprof-trace --help)\n")
+        sys.exit(2)
+
+    def connection_url(self):
+        if self.options.connection:
+            return self.options.connection
+        conf = cfg.ConfigOpts()
+        opts.register_opts(conf)
+        try:
+            files = ([self.options.config_file] if self.options.config_file
+                     else cfg.find_config_files(PROJECT))
+            conf([], project=PROJECT, default_config_files=files)
+        except (cfg.Error, OSError) as exc:
+            raise OperatorError(f"cannot read configuration: {exc}") from None
+        return conf.storage.connection
+
+    @property
+    def store(self):
+        if self._store is None:
+            url = self.connection_url()
+            try:
+                self._store = storage.get_driver(url)
+            except base.StorageError as exc:
+                raise OperatorError(f"cannot use store: {exc}") from None
+        return self._store
+
+    def clean_up(self, cmd, result, err):
+        if self._store is not None:
+            self._store.close()
+
+
+def main(argv=None):
+    return TraceApp().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""What the renderers read from one report node."""
+
+
+def duration_ms(node):
+    return node["info"]["finished"] - node["info"]["started"]
+
+
+def error(node):
+    """(etype, message) of a span that raised, else None."""
+    etype = node["info"].get("exception")
+    if etype in (None, "None"):
+        return None
+    stop = node["info"].get(f"meta.raw_payload.{node['info']['name']}-stop")
+    message = ((stop or {}).get("info") or {}).get("message")
+    return etype, "" if message is None else str(message)
+
+
+def where(node):
+    info = node["info"]
+    return f"{info['service'] or '?'}@{info['host'] or '?'}"
+
+
+def markers(node):
+    marks = []
+    failure = error(node)
+    if failure:
+        marks.append(f"ERROR {failure[0]}: {failure[1]}".rstrip(": "))
+    if node.get("open"):
+        marks.append("OPEN")
+    if node.get("orphan"):
+        marks.append("ORPHAN")
+    return marks
+
+
+def subtree_size(node):
+    """The node and all its descendants."""
+    count, stack = 0, [node]
+    while stack:
+        current = stack.pop()
+        count += 1
+        stack.extend(current["children"])
+    return count
