@@ -100,15 +100,16 @@ class MongoDBDriver(base.StorageDriver):
         for span in merged:
             by_trace[span.base_id].append(span)
         try:
-            inserted = _upsert(self.spans, [
+            _upsert(self.spans, [
                 pymongo.UpdateOne({"_id": s.trace_id}, _span_update(s),
                                   upsert=True) for s in merged])
-            new_spans = collections.Counter(merged[i].base_id
-                                            for i in inserted)
+            # Counted after this batch's spans are stored: a count covers
+            # every span any writer stored before it, so the highest count
+            # is exact, and a redelivery after a failed write repairs it.
             _upsert(self.traces, [
-                pymongo.UpdateOne({"_id": base_id},
-                                  _summary_update(group, new_spans[base_id]),
-                                  upsert=True)
+                pymongo.UpdateOne({"_id": base_id}, _summary_update(
+                    group, self.spans.count_documents({"base_id": base_id})),
+                    upsert=True)
                 for base_id, group in by_trace.items()])
             # These read the summary, so they follow in a second bulk.
             followups = []
@@ -153,6 +154,31 @@ class MongoDBDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
         return [_doc_summary(doc) for doc in docs]
 
+    def stats(self):
+        try:
+            totals = next(self.traces.aggregate([
+                {"$match": {"span_count": {"$gt": 0}}},
+                {"$group": {
+                    "_id": None, "traces": {"$sum": 1},
+                    "spans": {"$sum": "$span_count"},
+                    "error_traces": {"$sum": {"$cond": ["$error", 1, 0]}},
+                    "first_us": {"$min": "$started_us"},
+                    "last_us": {"$max": "$finished_us"}}}]), {})
+            per_service = list(self.spans.aggregate([
+                {"$group": {"_id": "$service", "spans": {"$sum": 1}}}]))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        # A missing service groups under null, as does an explicit one.
+        spans_per_service = collections.Counter()
+        for doc in per_service:
+            spans_per_service[doc["_id"] or "?"] += doc["spans"]
+        return {"traces": totals.get("traces", 0),
+                "spans": totals.get("spans", 0),
+                "error_traces": totals.get("error_traces", 0),
+                "first_event": _from_micros(totals.get("first_us")),
+                "last_event": _from_micros(totals.get("last_us")),
+                "spans_per_service": dict(spans_per_service)}
+
     def purge(self, older_than):
         removed = 0
         try:
@@ -169,30 +195,24 @@ class MongoDBDriver(base.StorageDriver):
 
 
 def _upsert(collection, requests):
-    """Run upserts as one unordered bulk_write.
+    """Run upserts as one unordered bulk_write, until all are applied.
 
-    Returns the indexes of the requests that inserted a document. Two
-    writers upserting the same new _id at once can make one of them fail
-    with a duplicate key error: that upsert did nothing, and run again it
-    updates the document the other writer inserted (and counted).
+    Two writers upserting the same new _id at once can make one of them fail
+    with a duplicate key error (the server retries most such upserts, not
+    all): that upsert did nothing, and run again it updates the document the
+    other writer inserted. Every update is idempotent, so retrying is safe.
     """
-    inserted, pending = set(), list(range(len(requests)))
-    while pending:
+    while requests:
         try:
-            result = collection.bulk_write([requests[i] for i in pending],
-                                           ordered=False)
-            upserted, failed = result.upserted_ids, []
+            collection.bulk_write(requests, ordered=False)
+            return
         except errors.BulkWriteError as exc:
             details = exc.details
-            lost_races = all(e["code"] == DUPLICATE_KEY
-                             for e in details["writeErrors"])
-            if details["writeConcernErrors"] or not lost_races:
+            failed = details["writeErrors"]
+            if details["writeConcernErrors"] or any(
+                    e["code"] != DUPLICATE_KEY for e in failed):
                 raise
-            upserted = {u["index"]: u["_id"] for u in details["upserted"]}
-            failed = [e["index"] for e in details["writeErrors"]]
-        inserted.update(pending[i] for i in upserted)
-        pending = [pending[i] for i in failed]
-    return inserted
+            requests = [requests[e["index"]] for e in failed]
 
 
 def _span_update(span):
@@ -226,21 +246,22 @@ def _span_update(span):
     return update
 
 
-def _summary_update(group, new_spans):
-    """Fold one trace's spans of this batch into its summary."""
+def _summary_update(group, span_count):
+    """Fold one trace's spans of this batch, and its span count, into its
+    summary."""
     moments = [t for s in group for t in (s.started_at, s.finished_at) if t]
     return {
         "$min": {"started_us": _micros(min(moments))},
         "$max": {"finished_us": _micros(max(moments)),
                  "finished_at": max(moments),  # for the TTL index
-                 "error": any(s.error is not None for s in group)},
+                 "error": any(s.error is not None for s in group),
+                 # spans are only added, so the highest count is the latest
+                 "span_count": span_count},
         "$addToSet": {
             "services": {"$each": sorted({s.service for s in group
                                           if s.service is not None})},
             "projects": {"$each": sorted({s.project for s in group
                                           if s.project is not None})}},
-        # Only the writer whose upsert created a span counts it.
-        "$inc": {"span_count": new_spans},
     }
 
 
