@@ -10,6 +10,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from osprof_collector import spans as spans_mod
 from osprof_collector.storage import base
 from osprof_collector.storage import mask_password
+from osprof_collector.storage import UnknownDriverError
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +63,15 @@ class SQLDriver(base.StorageDriver):
 
     def __init__(self, url, ttl=0):
         super().__init__(url, ttl)
-        self.engine = _create_engine(url)
+        try:
+            self.engine = _create_engine(url)
+        except ModuleNotFoundError as exc:
+            raise UnknownDriverError(
+                f"{mask_password(url)}: the Python module {exc.name!r} this "
+                f"URL needs is not installed") from None
+        except sa_exc.ArgumentError as exc:
+            raise UnknownDriverError(
+                f"{mask_password(url)}: invalid URL: {exc}") from None
         self.dialect = self.engine.dialect.name
         try:
             metadata.create_all(self.engine)

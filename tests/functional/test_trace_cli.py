@@ -1,0 +1,277 @@
+"""osprof-trace through its installed entry point, on every store."""
+
+import datetime
+import json
+import logging
+import os
+import subprocess
+
+import pytest
+
+from osprof_collector import events
+from osprof_collector import spans
+from osprof_collector import storage
+from osprof_collector.cmd import trace as trace_cmd
+from tests import osprofiler_reference as reference
+from tests import payloads
+from tests.functional.conftest import BIN_DIR
+from tests.unit.test_query import a_request
+from tests.unit.test_query import ten_thousand_spans
+
+NOW = datetime.datetime.utcnow().replace(microsecond=0)
+
+
+def at(minutes_ago):
+    """Milliseconds after payloads.EPOCH for a moment minutes_ago."""
+    moment = NOW - datetime.timedelta(minutes=minutes_ago)
+    return (moment - payloads.EPOCH) / datetime.timedelta(milliseconds=1)
+
+
+def write(store, raw):
+    store.write_spans([spans.from_event(events.parse(p)) for p in raw])
+
+
+def dataset(store):
+    """Four traces of known shape; returns their base_ids by role."""
+    ids = {}
+    ids["api"] = payloads.new_id()  # 2 h ago, 120 ms, nova/api
+    write(store, payloads.call("wsgi", ids["api"], ids["api"], at(120),
+                               at(120) + 120, service="api", project="nova"))
+    ids["error"] = payloads.new_id()  # 30 min ago, cinder, fails
+    root = payloads.call("wsgi", ids["error"], ids["error"], at(30),
+                         at(30) + 40, service="volume", project="cinder")
+    write(store, root + payloads.call(
+        "cinder-volume", ids["error"], root[0]["trace_id"], at(30) + 5,
+        at(30) + 30, stop_info={"etype": "VolumeError", "message": "busy"},
+        service="volume", project="cinder"))
+    ids["quick"] = payloads.new_id()  # 5 min ago, 2 ms, scheduler rpc
+    write(store, payloads.call("rpc", ids["quick"], ids["quick"], at(5),
+                               at(5) + 2, service="scheduler",
+                               project="nova"))
+    ids["old"] = payloads.new_id()  # 10 days ago
+    write(store, payloads.call("wsgi", ids["old"], ids["old"], at(14400),
+                               at(14400) + 10, service="api",
+                               project="nova"))
+    return ids
+
+
+class Runner:
+    """Runs osprof-trace: a real process for SQL stores, in-process for
+    mongomock (whose data lives only in this process's memory)."""
+
+    def __init__(self, url=None, store=None, capsys=None):
+        self.url, self.store, self.capsys = url, store, capsys
+
+    def __call__(self, *args, env=None):
+        if self.url is not None:
+            result = subprocess.run(
+                [os.path.join(BIN_DIR, "osprof-trace"), "--connection",
+                 self.url, *args], capture_output=True, text=True,
+                timeout=120, env=env)
+            return result.returncode, result.stdout, result.stderr
+        app = trace_cmd.TraceApp()
+        app._store = self.store
+        self.store.close = lambda: None  # shared by the test, keep it open
+        handlers = logging.root.handlers[:]  # cliff adds one per run
+        try:
+            code = app.run(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            logging.root.handlers[:] = handlers
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mongomock"])
+def cli(request, capsys):
+    if request.param == "mongomock":
+        from tests import mongomock_adapter
+        store = mongomock_adapter.driver_factory()()
+        yield Runner(store=store, capsys=capsys), store
+        return
+    url = request.getfixturevalue({"sqlite": "sqlite_url",
+                                   "postgresql": "postgres_url"}
+                                  [request.param])
+    store = storage.get_driver(url)
+    yield Runner(url=url), store
+    store.close()
+
+
+def test_show_tree_is_the_default(cli):
+    run, store = cli
+    ids = dataset(store)
+    code, out, err = run("show", ids["error"])
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(f"trace {ids['error']}: 2 spans, 40 ms")
+    assert "1 errors, 0 open, 0 orphans" in lines[0]
+    assert lines[1] == "└─ wsgi  volume@node-1  +0 ms  40 ms"
+    assert lines[2] == ("   └─ cinder-volume  volume@node-1  +5 ms  25 ms  "
+                        "[ERROR VolumeError: busy]")
+
+
+def test_show_every_format_and_out_file(cli, tmp_path):
+    run, store = cli
+    ids = dataset(store)
+    for fmt in ("tree", "json", "html", "dot"):
+        code, shown, _ = run("show", ids["error"], "--format", fmt)
+        assert code == 0
+        target = tmp_path / f"trace.{fmt}"
+        code, out, err = run("show", ids["error"], "--format", fmt, "--out",
+                             str(target))
+        assert (code, out, err) == (0, "", "")
+        assert target.read_text() == shown
+    report = json.loads((tmp_path / "trace.json").read_text())
+    assert report["children"][0]["children"][0]["info"]["name"] == \
+        "cinder-volume"
+    assert report["children"][0]["children"][0]["info"]["exception"] == \
+        "VolumeError"
+    assert (tmp_path / "trace.dot").read_text().startswith("digraph trace {")
+    assert "<!DOCTYPE html>" in (tmp_path / "trace.html").read_text()
+
+
+def test_show_json_is_osprofilers_report(cli):
+    run, store = cli
+    base_id, raw = reference.capture(lambda: a_request(True))
+    write(store, raw)
+    code, out, _ = run("show", base_id, "--format", "json")
+    assert code == 0
+    reference.assert_same_report(json.loads(out),
+                                 reference.osprofiler_report(raw))
+
+
+def test_show_errors_are_one_line(cli):
+    run, store = cli
+    dataset(store)
+    unknown = payloads.new_id()
+    assert run("show", unknown) == (1, "", f"trace {unknown} not found\n")
+    for bad in ("nope", "' OR 1=1 --", '{"$ne": null}', unknown + "0"):
+        code, out, err = run("show", bad)
+        assert code == 1 and out == ""
+        assert err.startswith(f"invalid trace id {bad!r}")
+        assert err.count("\n") == 1
+    code, out, err = run("show", unknown, "--format", "pdf")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    code, out, err = run("show", unknown, "--out", "/nonexistent/dir/x")
+    assert code == 1 and err == f"trace {unknown} not found\n"
+
+
+def test_list_filters(cli):
+    run, store = cli
+    ids = dataset(store)
+
+    def listed(*args):
+        code, out, err = run("list", "-f", "json", *args)
+        assert (code, err) == (0, "")
+        return [row["base_id"] for row in json.loads(out)]
+
+    newest_first = [ids["quick"], ids["error"], ids["api"], ids["old"]]
+    assert listed() == newest_first
+    assert listed("--limit", "2") == newest_first[:2]
+    assert listed("--service", "volume") == [ids["error"]]
+    assert listed("--service", "api") == [ids["api"], ids["old"]]
+    assert listed("--project", "nova") == [ids["quick"], ids["api"],
+                                           ids["old"]]
+    assert listed("--name", "rpc") == [ids["quick"]]
+    assert listed("--errors") == [ids["error"]]
+    assert listed("--min-duration", "40") == [ids["error"], ids["api"]]
+    assert listed("--since", "1h") == [ids["quick"], ids["error"]]
+    assert listed("--since", "3h", "--until", "15m") == [ids["error"],
+                                                         ids["api"]]
+    since = (NOW - datetime.timedelta(days=1)).isoformat()
+    assert listed("--since", since) == newest_first[:3]
+    assert listed("--service", "%") == []
+
+
+def test_list_formats(cli):
+    run, store = cli
+    ids = dataset(store)
+    code, out, _ = run("list", "-f", "json", "--errors")
+    [row] = json.loads(out)
+    assert row["base_id"] == ids["error"]
+    assert row["spans"] == 2 and row["duration_ms"] == 40
+    assert row["services"] == ["volume"] and row["error"] is True
+    started = datetime.datetime.fromisoformat(row["started_at"])
+    assert abs(started - (NOW - datetime.timedelta(minutes=30))) < \
+        datetime.timedelta(seconds=1)
+    code, out, _ = run("list", "-f", "value", "-c", "base_id")
+    assert out.split() == [ids["quick"], ids["error"], ids["api"], ids["old"]]
+    code, out, _ = run("list")
+    assert code == 0 and "| base_id" in out and ids["old"] in out
+
+
+def test_list_bad_arguments_are_one_line(cli):
+    run, _store = cli
+    for args in (["--since", "yesterday"], ["--limit", "many"],
+                 ["--min-duration", "slow"], ["--bogus"]):
+        code, out, err = run("list", *args)
+        assert code == 2 and out == "" and err.count("\n") == 1, args
+    code, out, err = run("list", "--limit", "0")
+    assert code == 1 and err == "--limit must be at least 1\n"
+
+
+def test_purge_and_stats(cli):
+    run, store = cli
+    ids = dataset(store)
+    code, out, _ = run("stats", "-f", "json")
+    totals = json.loads(out)
+    assert totals["traces"] == 4 and totals["spans"] == 5
+    assert totals["error_traces"] == 1
+    assert totals["spans_per_service"] == "api=2, scheduler=1, volume=2"
+    code, out, _ = run("purge", "--older-than", "1d")
+    assert code == 0 and out.startswith("removed 1 traces whose last event")
+    assert run("show", ids["old"])[0] == 1
+    assert run("show", ids["api"])[0] == 0
+    code, out, err = run("purge", "--older-than", "soon")
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_ten_thousand_span_trace(cli):
+    run, store = cli
+    base_id, raw = ten_thousand_spans()
+    write(store, raw)
+    code, out, _ = run("show", base_id, "--max-depth", "1")
+    assert code == 0 and "9990 spans hidden" in out
+    code, out, _ = run("show", base_id, "--format", "json")
+    assert json.loads(out)["span_count"] == 10000
+
+
+def test_connection_from_environment_and_config_file(sqlite_url, tmp_path):
+    store = storage.get_driver(sqlite_url)
+    ids = dataset(store)
+    store.close()
+    trace = os.path.join(BIN_DIR, "osprof-trace")
+    env = dict(os.environ, OSPROF_TRACE_CONNECTION=sqlite_url)
+    result = subprocess.run([trace, "show", ids["quick"]], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "rpc" in result.stdout
+    config = tmp_path / "collector.conf"
+    config.write_text(f"[storage]\nconnection = {sqlite_url}\n")
+    env.pop("OSPROF_TRACE_CONNECTION")
+    result = subprocess.run([trace, "--config-file", str(config), "list",
+                             "-f", "value", "-c", "base_id"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and ids["quick"] in result.stdout
+
+
+def test_unreachable_store_is_one_line_with_the_password_masked():
+    trace = os.path.join(BIN_DIR, "osprof-trace")
+    result = subprocess.run(
+        [trace, "--connection",
+         "postgresql://osprof:hunter2@127.0.0.1:5433/none", "list"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "osprof:***@127.0.0.1:5433" in result.stderr
+    assert "hunter2" not in result.stderr
+    result = subprocess.run([trace, "--connection", "nosql://x", "list"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "installed drivers" in result.stderr
+
+
+def test_no_command_is_an_error():
+    result = subprocess.run([os.path.join(BIN_DIR, "osprof-trace")],
+                            capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
