@@ -135,10 +135,17 @@ rows.forEach((row, i) => {{
     document.getElementById("payload").textContent = JSON.stringify(
       {{trace_id: row.trace_id, parent_id: row.parent_id,
         payloads: row.payload}}, null, 2);
+    history.replaceState(null, "", "#span=" + row.trace_id);
   }});
   elements.push(line);
   container.appendChild(line);
 }});
+// A link ending in #span=<trace_id> opens with that span selected.
+if (location.hash.startsWith("#span=")) {{
+  const wanted = elements.find(
+    el => el.dataset.traceId === location.hash.slice(6));
+  if (wanted) {{ wanted.click(); wanted.scrollIntoView(); }}
+}}
 document.body.dataset.rendered = String(rows.length);
 </script>
 </body>
