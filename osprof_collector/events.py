@@ -67,7 +67,8 @@ def parse(payload, max_info_bytes=65536):
     for key in ("project", "service"):
         value = payload.get(key)
         if value is not None and not isinstance(value, str):
-            return InvalidEvent(f"{key} is {type(value).__name__}, not a string")
+            return InvalidEvent(
+                f"{key} is {type(value).__name__}, not a string")
         labels[key] = _clean(value)
     info = bound_info(info, max_info_bytes)
     host = info.get("host")
@@ -129,7 +130,8 @@ def bound_info(info, max_bytes):
     size = _json_size(info)
     if size > max_bytes:
         kept, budget = {}, max_bytes // 2
-        for key, value in sorted(info.items(), key=lambda kv: _json_size(kv[1])):
+        by_size = sorted(info.items(), key=lambda kv: _json_size(kv[1]))
+        for key, value in by_size:
             value_size = _json_size(value) + len(key) + 4
             if value_size > budget:
                 truncated.append(key)

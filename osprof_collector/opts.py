@@ -56,9 +56,11 @@ storage_opts = [
                       "the store; pauses grow exponentially up to it."),
 ]
 
+
 def register_opts(conf):
     conf.register_opts(collector_opts, group="collector")
     conf.register_opts(storage_opts, group="storage")
+
 
 def list_opts():
     return [

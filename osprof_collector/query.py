@@ -91,4 +91,3 @@ def walk(report):
         yield node, depth
         stack.extend((child, depth + 1)
                      for child in reversed(node["children"]))
-

@@ -33,7 +33,6 @@ def render(report, **_options):
                        data=_script_safe_json(data))
 
 
-
 def _script_safe_json(value):
     text = json.dumps(value, default=str)
     for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),

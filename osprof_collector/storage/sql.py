@@ -99,7 +99,8 @@ class SQLDriver(base.StorageDriver):
         try:
             with self.engine.begin() as conn:
                 self._lock_summaries(conn, base_ids)
-                conn.execute(self._span_upsert(), [_span_row(s) for s in merged])
+                conn.execute(self._span_upsert(),
+                             [_span_row(s) for s in merged])
                 self._refresh_summaries(conn, base_ids)
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("write failed", exc) from None

@@ -15,10 +15,10 @@ import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-from oslo_config import cfg
-import oslo_messaging
-from osprofiler import notifier
-from osprofiler import profiler
+from oslo_config import cfg  # noqa: E402
+import oslo_messaging  # noqa: E402
+from osprofiler import notifier  # noqa: E402
+from osprofiler import profiler  # noqa: E402
 
 HMAC_KEY = "SECRET_KEY"
 

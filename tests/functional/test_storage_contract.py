@@ -7,7 +7,6 @@ from osprof_collector import events
 from osprof_collector import spans
 from osprof_collector.storage import base
 from tests import payloads
-from tests.storage_fixtures import store, store_url_factory  # noqa: F401
 
 
 def partial_spans(*raw_payloads):

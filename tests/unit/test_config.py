@@ -8,7 +8,8 @@ from osprof_collector.cmd import collector
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 GENERATOR_CONF = os.path.join(
     ROOT, "etc/osprof-collector/osprof-collector-config-generator.conf")
-SAMPLE = os.path.join(ROOT, "etc/osprof-collector/osprof-collector.conf.sample")
+SAMPLE = os.path.join(ROOT,
+                      "etc/osprof-collector/osprof-collector.conf.sample")
 
 
 def test_committed_sample_matches_the_options(tmp_path):
@@ -48,7 +49,8 @@ def test_defaults(tmp_path):
 
 def test_explicit_prefetch_is_respected(tmp_path):
     config = tmp_path / "c.conf"
-    config.write_text("[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 7\n")
+    config.write_text(
+        "[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 7\n")
     conf = collector.prepare(["--config-file", str(config)])
     assert conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count == 7
 

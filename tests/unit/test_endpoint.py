@@ -27,7 +27,7 @@ class UnavailableStore:
 
     def write_spans(self, partial_spans):
         self.attempts += 1
-        raise base.StorageError("sqlite:///x: write failed: database is locked")
+        raise base.StorageError("sqlite:///x: write failed: locked")
 
 
 def test_batch_is_stored_and_acked(sqlite_url):

@@ -70,4 +70,3 @@ def test_merge_does_not_change_its_inputs():
     stop = spans.from_event(events.parse(raw[1]))
     [merged] = spans.merge_by_trace_id([start, stop])
     assert start.finished_at is None and merged.finished_at is not None
-
