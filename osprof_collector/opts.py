@@ -48,6 +48,10 @@ storage_opts = [
     cfg.IntOpt("ttl", default=0, min=0,
                help="Seconds to keep a trace after its last event; 0 keeps "
                     "traces forever."),
+    cfg.IntOpt("purge_interval", default=3600, min=60,
+               help="Seconds between two purges of expired traces when ttl "
+                    "is set and the store has no TTL index of its own (SQL "
+                    "stores); worker 0 does it."),
     cfg.IntOpt("max_retries", default=0, min=0,
                help="Attempts to reach the store at start before giving "
                     "up; 0 retries forever."),

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 
 import cotyledon
 import oslo_messaging
@@ -59,9 +60,40 @@ class CollectorWorker(cotyledon.Service):
         LOG.info("Worker %s consuming topics %s on exchanges %s",
                  self.worker_id, ",".join(conf.collector.topics),
                  ",".join(conf.collector.exchanges))
-        interval = conf.collector.stats_interval
-        while not self.stopping.wait(interval or None):
-            LOG.info("Worker %s stats: %s", self.worker_id, self.stats.line())
+        self._run_periodic_tasks()
+
+    def _run_periodic_tasks(self):
+        conf = self.conf
+        now = time.monotonic()
+        tasks, due = [], []  # (interval, task), and when each runs next
+        if conf.collector.stats_interval:
+            tasks.append((conf.collector.stats_interval, self._log_stats))
+            due.append(now + conf.collector.stats_interval)
+        if (self.worker_id == 0 and conf.storage.ttl
+                and not self.store.expires_natively):
+            tasks.append((conf.storage.purge_interval, self._expire))
+            due.append(now)  # what expired while we were down goes first
+        while tasks:
+            now = time.monotonic()
+            for n, (interval, task) in enumerate(tasks):
+                if now >= due[n]:
+                    task()
+                    due[n] = now + interval
+            if self.stopping.wait(max(0, min(due) - time.monotonic())):
+                return
+        self.stopping.wait()
+
+    def _log_stats(self):
+        LOG.info("Worker %s stats: %s", self.worker_id, self.stats.line())
+
+    def _expire(self):
+        try:
+            removed = self.store.expire()
+        except storage.StorageError as exc:
+            LOG.error("Purge of expired traces failed: %s", exc)
+            return
+        LOG.info("Purged %d traces older than the %d s ttl", removed,
+                 self.conf.storage.ttl)
 
     def terminate(self):
         self.stopping.set()

@@ -82,5 +82,15 @@ class StorageDriver(abc.ABC):
         first_event, last_event (naive UTC or None) and spans_per_service
         ({service: spans})."""
 
+    # Whether the store drops expired traces by itself (a TTL index).
+    expires_natively = False
+
+    def expire(self, now=None):
+        """Purge what [storage] ttl no longer keeps; returns the count."""
+        if self.ttl <= 0 or self.expires_natively:
+            return 0
+        now = now or datetime.datetime.utcnow()
+        return self.purge(now - datetime.timedelta(seconds=self.ttl))
+
     def close(self):
         """Release connections."""

@@ -44,6 +44,8 @@ TRACE_INDEXES = [
 
 class MongoDBDriver(base.StorageDriver):
 
+    expires_natively = True  # TTL indexes
+
     def __init__(self, url, ttl=0, client=None):
         super().__init__(url, ttl)
         self._owns_client = client is None

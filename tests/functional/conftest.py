@@ -1,5 +1,6 @@
 """Real RabbitMQ vhosts, real collector processes, real osprofiler senders."""
 
+import functools
 import json
 import os
 import signal
@@ -42,7 +43,8 @@ def store_url(request):
 class Collector:
     """An osprof-collector process run from its installed entry point."""
 
-    def __init__(self, workdir, transport_url, store_url, **options):
+    def __init__(self, workdir, transport_url, store_url,
+                 storage_options=None, **options):
         self.workdir = workdir
         self.log_path = workdir / f"collector-{uuid.uuid4().hex[:6]}.log"
         self.config_path = workdir / "osprof-collector.conf"
@@ -53,6 +55,7 @@ class Collector:
                  f"log_file = {self.log_path}", "[collector]"]
         lines += [f"{k} = {v}" for k, v in collector.items()]
         lines += ["[storage]", f"connection = {store_url}"]
+        lines += [f"{k} = {v}" for k, v in (storage_options or {}).items()]
         self.config_path.write_text("\n".join(lines) + "\n")
         self.workers = int(collector.get("workers", 1))
         self.process = None
@@ -94,8 +97,9 @@ class Collector:
 def collector_factory(tmp_path):
     started = []
 
-    def make(transport_url, store_url, **options):
-        collector = Collector(tmp_path, transport_url, store_url, **options)
+    def make(transport_url, store_url, storage_options=None, **options):
+        collector = Collector(tmp_path, transport_url, store_url,
+                              storage_options, **options)
         started.append(collector)
         return collector
 
@@ -174,10 +178,10 @@ def store_url_factory(request, tmp_path):
     opened = []
     if name == "sqlite":
         url = f"sqlite:///{tmp_path}/osprof.db"
-        factory = lambda: storage.get_driver(url)  # noqa: E731
+        factory = functools.partial(storage.get_driver, url)
     elif name == "postgresql":
         url = request.getfixturevalue("postgres_url")
-        factory = lambda: storage.get_driver(url)  # noqa: E731
+        factory = functools.partial(storage.get_driver, url)
     elif name == "mongomock":
         from tests import mongomock_adapter
         factory = mongomock_adapter.driver_factory()
@@ -185,10 +189,10 @@ def store_url_factory(request, tmp_path):
         if not MONGODB_URL:
             pytest.skip("real MongoDB: set OSPROF_COLLECTOR_TEST_MONGODB_URL")
         url = MONGODB_URL.rstrip("/") + f"/osprof_test_{uuid.uuid4().hex[:8]}"
-        factory = lambda: storage.get_driver(url)  # noqa: E731
+        factory = functools.partial(storage.get_driver, url)
 
-    def open_driver():
-        driver = factory()
+    def open_driver(ttl=0):
+        driver = factory(ttl=ttl)
         opened.append(driver)
         return driver
 

@@ -1,5 +1,6 @@
 """osprof-collector end to end: osprofiler → RabbitMQ → collector → store."""
 
+import datetime
 import os
 import signal
 import socket
@@ -10,7 +11,9 @@ from oslo_config import cfg
 import oslo_messaging
 
 from osprof_collector import events
+from osprof_collector import spans
 from osprof_collector import storage
+from tests import payloads
 from tests.functional.conftest import BIN_DIR
 from tests.functional.conftest import finish_producers
 from tests.functional.conftest import produce
@@ -158,3 +161,27 @@ def test_store_unreachable_at_start_is_retried(rabbit_url, postgres_url,
     started = time.monotonic()
     assert collector.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 30
+
+
+def write_trace_at(store, hours_ago):
+    base_id = payloads.new_id()
+    moment = datetime.datetime.utcnow() - datetime.timedelta(hours=hours_ago)
+    offset = (moment - payloads.EPOCH) / datetime.timedelta(milliseconds=1)
+    store.write_spans(spans.pair(events.parse(p) for p in payloads.call(
+        "wsgi", base_id, base_id, offset, offset + 5)))
+    return base_id
+
+
+def test_ttl_purges_expired_traces_in_sql_stores(rabbit_url, sqlite_url,
+                                                 collector_factory):
+    store = storage.get_driver(sqlite_url)
+    expired = write_trace_at(store, hours_ago=5)
+    recent = write_trace_at(store, hours_ago=0)
+    collector = collector_factory(rabbit_url, sqlite_url, workers=2,
+                                  storage_options={"ttl": 3600}).start()
+    collector.wait_for_log("Purged 1 traces older than the 3600 s ttl")
+    assert store.get_trace(expired) is None
+    assert store.get_trace(recent).span_count == 1
+    assert collector.log().count("Purged") == 1  # worker 0 only
+    assert collector.stop() == 0
+    store.close()

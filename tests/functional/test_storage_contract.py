@@ -221,3 +221,27 @@ def test_stats(store):
         "first_event": payloads.EPOCH,
         "last_event": payloads.EPOCH + datetime.timedelta(milliseconds=60100),
         "spans_per_service": {"api": 4, "volume": 2}}
+
+
+def test_ttl_expiry(store_url_factory):
+    store = store_url_factory(ttl=3600)
+    now = datetime.datetime.utcnow()
+
+    def ms_ago(hours):
+        moment = now - datetime.timedelta(hours=hours)
+        return (moment - payloads.EPOCH) / datetime.timedelta(milliseconds=1)
+
+    old_id, raw = a_trace(start_ms=ms_ago(3))
+    store.write_spans(partial_spans(*raw))
+    new_id, raw = a_trace(start_ms=ms_ago(0.1))
+    store.write_spans(partial_spans(*raw))
+    if store.expires_natively:
+        # the server's TTL monitor removes documents; check it is set up
+        indexes = store.spans.index_information().values()
+        assert any(i.get("expireAfterSeconds") == 3600 for i in indexes)
+        assert store.expire() == 0
+    else:
+        assert store.expire() == 1
+        assert store.get_trace(old_id) is None
+    assert store.get_trace(new_id).span_count == 3
+    assert store_url_factory(ttl=0).expire() == 0
