@@ -17,8 +17,9 @@ collector_opts = [
     cfg.StrOpt("pool",
                help="Listener pool name. Unset: consume the shared "
                     "<topic>.info queue that the senders declare. Set: a "
-                    "queue of its own (<topic>.<pool>.info), e.g. to run "
-                    "beside another consumer without stealing its messages."),
+                    "queue of its own, named after the pool and bound to "
+                    "the same routing keys, to run beside another consumer "
+                    "without taking its messages."),
     cfg.IntOpt("batch_size", default=200, min=1,
                help="Notifications handed to the store in one write."),
     cfg.FloatOpt("batch_timeout", default=1.0, min=0.01,

@@ -43,7 +43,7 @@ def main(argv=None):
         # A wrong store URL is a configuration error: say it before forking.
         storage.check_url(conf.storage.connection)
         oslo_messaging.get_notification_transport(conf).cleanup()
-    except (storage.UnknownDriverError,
+    except (storage.ConfigurationError,
             oslo_messaging.InvalidTransportURL) as exc:
         print(f"osprof-collector: {exc}", file=sys.stderr)
         if conf.log_file:

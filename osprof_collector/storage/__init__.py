@@ -6,13 +6,14 @@ from urllib import parse
 import stevedore
 import tenacity
 
+from osprof_collector.storage.base import ConfigurationError
 from osprof_collector.storage.base import StorageError
 
 LOG = logging.getLogger(__name__)
 NAMESPACE = "osprof_collector.storage"
 
 
-class UnknownDriverError(StorageError):
+class UnknownDriverError(ConfigurationError):
     pass
 
 
@@ -34,31 +35,32 @@ def available_drivers():
     return sorted(stevedore.ExtensionManager(NAMESPACE).names())
 
 
-def check_url(url):
-    """Raise UnknownDriverError unless a driver serves the URL's scheme."""
+def _driver_class(url):
     scheme = parse.urlsplit(url).scheme
     if scheme not in available_drivers():
         raise UnknownDriverError(
             f"no storage driver for scheme {scheme!r} in "
             f"{mask_password(url)}; installed drivers: "
             f"{', '.join(available_drivers())}")
-    return scheme
+    return stevedore.DriverManager(NAMESPACE, scheme).driver
+
+
+def check_url(url):
+    """Raise ConfigurationError unless the URL can work, without
+    connecting: a driver serves its scheme and can use it."""
+    _driver_class(url).check_url(url)
 
 
 def get_driver(url, ttl=0):
     """Load and open the driver for the URL's scheme."""
-    manager = stevedore.DriverManager(NAMESPACE, check_url(url),
-                                      invoke_on_load=True,
-                                      invoke_args=(url,),
-                                      invoke_kwds={"ttl": ttl})
-    return manager.driver
+    return _driver_class(url)(url, ttl=ttl)
 
 
 def connect(url, ttl=0, max_attempts=0, max_interval=30.0):
     """get_driver(), retried with exponential backoff while unreachable.
 
     max_attempts=0 retries forever (what a daemon started before its
-    database wants); UnknownDriverError is never retried.
+    database wants); a ConfigurationError is never retried.
     """
     stop = (tenacity.stop_after_attempt(max_attempts) if max_attempts
             else tenacity.stop_never)
@@ -71,7 +73,7 @@ def connect(url, ttl=0, max_attempts=0, max_interval=30.0):
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(
             lambda exc: isinstance(exc, StorageError)
-            and not isinstance(exc, UnknownDriverError)),
+            and not isinstance(exc, ConfigurationError)),
         wait=tenacity.wait_exponential(multiplier=0.5, max=max_interval),
         stop=stop, before_sleep=log_retry, reraise=True)
     return retrying(get_driver, url, ttl)

@@ -9,6 +9,10 @@ class StorageError(Exception):
     """The store could not do what was asked (unreachable, refused...)."""
 
 
+class ConfigurationError(StorageError):
+    """The store URL cannot work, however often it is retried."""
+
+
 @dataclasses.dataclass
 class TraceSummary:
     """One trace (base_id) as kept up to date while its spans arrive."""
@@ -52,6 +56,11 @@ class StorageDriver(abc.ABC):
     def __init__(self, url, ttl=0):
         self.url = url
         self.ttl = ttl  # seconds; 0 keeps everything
+
+    @classmethod
+    def check_url(cls, url):
+        """Raise ConfigurationError if url can never work (bad syntax, a
+        client library not installed), without connecting."""
 
     @abc.abstractmethod
     def write_spans(self, spans):

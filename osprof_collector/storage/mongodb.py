@@ -17,6 +17,7 @@ from urllib import parse
 
 import pymongo
 from pymongo import errors
+from pymongo import uri_parser
 
 from osprof_collector import spans as spans_mod
 from osprof_collector.storage import base
@@ -46,8 +47,19 @@ class MongoDBDriver(base.StorageDriver):
 
     expires_natively = True  # TTL indexes
 
+    @classmethod
+    def check_url(cls, url):
+        try:
+            uri_parser.parse_uri(url)
+        except (errors.ConfigurationError, ValueError) as exc:
+            raise base.ConfigurationError(
+                f"{mask_password(url)}: invalid MongoDB URL: "
+                f"{_without_password(str(exc), url)}") from None
+
     def __init__(self, url, ttl=0, client=None):
         super().__init__(url, ttl)
+        if client is None:
+            self.check_url(url)
         self._owns_client = client is None
         self.client = client
         try:

@@ -10,7 +10,6 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from osprof_collector import spans as spans_mod
 from osprof_collector.storage import base
 from osprof_collector.storage import mask_password
-from osprof_collector.storage import UnknownDriverError
 
 LOG = logging.getLogger(__name__)
 
@@ -63,21 +62,17 @@ class SQLDriver(base.StorageDriver):
 
     def __init__(self, url, ttl=0):
         super().__init__(url, ttl)
-        try:
-            self.engine = _create_engine(url)
-        except ModuleNotFoundError as exc:
-            raise UnknownDriverError(
-                f"{mask_password(url)}: the Python module {exc.name!r} this "
-                f"URL needs is not installed") from None
-        except sa_exc.ArgumentError as exc:
-            raise UnknownDriverError(
-                f"{mask_password(url)}: invalid URL: {exc}") from None
+        self.engine = _create_engine(url)
         self.dialect = self.engine.dialect.name
         try:
             metadata.create_all(self.engine)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             raise self._error("cannot prepare the schema", exc) from None
+
+    @classmethod
+    def check_url(cls, url):
+        _create_engine(url).dispose()  # connects to nothing
 
     def _error(self, what, exc):
         reason = getattr(exc, "orig", None) or exc
@@ -275,7 +270,15 @@ def _create_engine(url):
         # Several workers write the same file: wait for the lock, and let
         # readers work beside the writer.
         kwargs["connect_args"] = {"timeout": 60}
-    engine = sa.create_engine(url, **kwargs)
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise base.ConfigurationError(
+            f"{mask_password(url)}: the Python module {exc.name!r} this URL "
+            f"needs is not installed") from None
+    except sa_exc.ArgumentError as exc:
+        raise base.ConfigurationError(
+            f"{mask_password(url)}: invalid URL: {exc}") from None
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
