@@ -9,9 +9,11 @@ import dataclasses
 import datetime
 import json
 import math
-import uuid
+import re
 
 PHASES = ("start", "stop")
+UUID_FORM = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                       r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 REQUIRED_KEYS = ("name", "base_id", "trace_id", "parent_id", "timestamp")
 TRUNCATED_KEY = "osprof_truncated"
 # MongoDB refuses documents nested deeper than 100 levels; stay well below.
@@ -51,7 +53,7 @@ def parse(payload, max_info_bytes=65536):
             return InvalidEvent(f"missing key {key!r}")
     ids = {}
     for key in ("base_id", "trace_id", "parent_id"):
-        ids[key] = _uuid(payload[key])
+        ids[key] = normalise_uuid(payload[key])
         if ids[key] is None:
             return InvalidEvent(f"{key} is not a UUID string")
     name, phase = _split_name(payload["name"])
@@ -81,13 +83,15 @@ def parse(payload, max_info_bytes=65536):
                  info=info, payload=clean_payload, **ids, **labels)
 
 
-def _uuid(value):
-    if not isinstance(value, str) or len(value) != 36:
+def normalise_uuid(value):
+    """The canonical lower-case form of a UUID string, else None.
+
+    Stricter than uuid.UUID(), which also takes braces, a urn: prefix and
+    whitespace inside the digits (silently giving another UUID).
+    """
+    if not isinstance(value, str) or not UUID_FORM.match(value):
         return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+    return value.lower()
 
 
 def _split_name(value):

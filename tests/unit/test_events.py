@@ -36,7 +36,9 @@ def test_missing_required_key(key):
 
 @pytest.mark.parametrize("key", ["base_id", "trace_id", "parent_id"])
 @pytest.mark.parametrize("value", ["", "abc", 42, None, {"$ne": None},
-                                   ["x"], "12345678-1234-1234-1234-12345678"
+                                   ["x"], " " + payloads.new_id()[1:],
+                                   payloads.new_id()[:-1] + " ",
+                                   "12345678-1234-1234-1234-12345678"
                                    "901Z", "{12345678-1234-1234-1234-1234567"
                                    "8901}"])
 def test_ids_must_be_uuid_strings(key, value):
