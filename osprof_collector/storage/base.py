@@ -45,8 +45,22 @@ class TraceFilter:
     min_duration_ms: float | None = None
 
 
+@dataclasses.dataclass
+class Heartbeat:
+    """What one collector worker last said about itself."""
+
+    worker: str  # "<host>/<worker_id>": one record per worker
+    host: str
+    pid: int
+    started_at: datetime.datetime  # naive UTC, as every time below
+    updated_at: datetime.datetime
+    counts: dict[str, int]  # the worker's counters since it started
+    last_write: datetime.datetime | None  # last successful span write
+
+
 class StorageDriver(abc.ABC):
-    """A store of spans and of the per-trace summaries built from them.
+    """A store of spans, of the per-trace summaries built from them, and of
+    the heartbeats of the collector workers.
 
     write_spans() is an idempotent merge: writing the same partial spans
     again, or in any order, or from several processes at once, leaves
@@ -90,6 +104,14 @@ class StorageDriver(abc.ABC):
         """Totals of the store, as a dict: traces, spans, error_traces,
         first_event, last_event (naive UTC or None) and spans_per_service
         ({service: spans})."""
+
+    @abc.abstractmethod
+    def write_heartbeat(self, heartbeat):
+        """Insert or replace the Heartbeat of heartbeat.worker."""
+
+    @abc.abstractmethod
+    def get_heartbeats(self):
+        """Every stored Heartbeat, ordered by worker."""
 
     # Whether the store drops expired traces by itself (a TTL index).
     expires_natively = False

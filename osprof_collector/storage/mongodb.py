@@ -5,6 +5,8 @@ spans: _id is the trace_id; each time is a BSON date (milliseconds) plus
 traces: _id is the base_id; started_us and finished_us are microseconds
     since the UNIX epoch, exact under $min and $max where a BSON date would
     lose the microseconds; finished_at feeds the TTL.
+workers: _id is "<host>/<worker_id>"; one heartbeat per collector worker,
+    its times in microseconds since the UNIX epoch like the summaries'.
 
 No write takes a lock: each is a single-document update, which MongoDB
 applies atomically, built so that a redelivered span changes nothing and
@@ -69,6 +71,7 @@ class MongoDBDriver(base.StorageDriver):
             self.database = self.client.get_default_database(DEFAULT_DATABASE)
             self.spans = self.database["spans"]
             self.traces = self.database["traces"]
+            self.workers = self.database["workers"]
             self.client.admin.command("ping")
             self.spans.create_index("base_id")
             self.traces.create_indexes(TRACE_INDEXES)
@@ -134,6 +137,13 @@ class MongoDBDriver(base.StorageDriver):
         except errors.PyMongoError as exc:
             raise self._error("write failed", exc) from None
 
+    def write_heartbeat(self, heartbeat):
+        try:
+            self.workers.replace_one({"_id": heartbeat.worker},
+                                     _heartbeat_doc(heartbeat), upsert=True)
+        except errors.PyMongoError as exc:
+            raise self._error("heartbeat write failed", exc) from None
+
     # -- reading ---------------------------------------------------------
 
     def get_spans(self, base_id):
@@ -192,6 +202,13 @@ class MongoDBDriver(base.StorageDriver):
                 "first_event": _from_micros(totals.get("first_us")),
                 "last_event": _from_micros(totals.get("last_us")),
                 "spans_per_service": dict(spans_per_service)}
+
+    def get_heartbeats(self):
+        try:
+            docs = list(self.workers.find().sort("_id", pymongo.ASCENDING))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return [_doc_heartbeat(doc) for doc in docs]
 
     def purge(self, older_than):
         removed = 0
@@ -354,6 +371,24 @@ def _doc_summary(doc):
         services=sorted(doc.get("services", [])),
         projects=sorted(doc.get("projects", [])), error=bool(doc.get("error")),
         root_name=doc.get("root_name"))
+
+
+def _heartbeat_doc(heartbeat):
+    last_write = heartbeat.last_write
+    return {"host": heartbeat.host, "pid": heartbeat.pid,
+            "started_us": _micros(heartbeat.started_at),
+            "updated_us": _micros(heartbeat.updated_at),
+            "counts": heartbeat.counts,
+            "last_write_us": None if last_write is None else _micros(
+                last_write)}
+
+
+def _doc_heartbeat(doc):
+    return base.Heartbeat(
+        worker=doc["_id"], host=doc["host"], pid=doc["pid"],
+        started_at=_from_micros(doc["started_us"]),
+        updated_at=_from_micros(doc["updated_us"]), counts=doc["counts"],
+        last_write=_from_micros(doc["last_write_us"]))
 
 
 def _exact(doc, field):

@@ -1,5 +1,6 @@
 """SQL storage (SQLite, PostgreSQL, MySQL/MariaDB) through SQLAlchemy 2."""
 
+import dataclasses
 import datetime
 import logging
 
@@ -52,6 +53,18 @@ traces_table = sa.Table(
     sa.Column("projects", sa.Text, nullable=False, default="|"),
     sa.Column("error", sa.Boolean, nullable=False, default=False),
     sa.Column("root_name", sa.Text),
+)
+
+# One row per collector worker, replaced by each of its heartbeats.
+workers_table = sa.Table(
+    "osprof_workers", metadata,
+    sa.Column("worker", sa.String(255), primary_key=True),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("last_write", Timestamp),
 )
 
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
@@ -177,6 +190,24 @@ class SQLDriver(base.StorageDriver):
               "root_name": v["root"][1] if v["root"] else None}
              for v in summaries.values()])
 
+    def write_heartbeat(self, heartbeat):
+        table = workers_table
+        if self.dialect in ("postgresql", "sqlite"):
+            module = postgresql if self.dialect == "postgresql" else sqlite
+            stmt = module.insert(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["worker"],
+                set_={c.name: stmt.excluded[c.name] for c in table.columns})
+        else:
+            stmt = mysql.insert(table)
+            stmt = stmt.on_duplicate_key_update(
+                {c.name: stmt.inserted[c.name] for c in table.columns})
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, dataclasses.asdict(heartbeat))
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("heartbeat write failed", exc) from None
+
     # -- reading ---------------------------------------------------------
 
     def get_spans(self, base_id):
@@ -246,6 +277,15 @@ class SQLDriver(base.StorageDriver):
                 "last_event": totals[4],
                 "spans_per_service": {service or "?": count
                                       for service, count in per_service}}
+
+    def get_heartbeats(self):
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(workers_table).order_by(
+                    workers_table.c.worker)).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return [base.Heartbeat(**row._mapping) for row in rows]
 
     def purge(self, older_than):
         t = traces_table.c

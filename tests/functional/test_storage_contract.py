@@ -3,6 +3,7 @@
 import concurrent.futures
 import datetime
 
+from osprof_collector import endpoint
 from osprof_collector import events
 from osprof_collector import spans
 from osprof_collector.storage import base
@@ -245,3 +246,39 @@ def test_ttl_expiry(store_url_factory):
         assert store.get_trace(old_id) is None
     assert store.get_trace(new_id).span_count == 3
     assert store_url_factory(ttl=0).expire() == 0
+
+
+STARTED = datetime.datetime(2026, 11, 26, 10, 0, 0, 123456)
+
+
+def a_heartbeat(worker="node-1/0", seconds=0, **counts):
+    """A worker's heartbeat, seconds after it started at STARTED; with
+    counts, it has written. Every time has its microseconds."""
+    updated = STARTED + datetime.timedelta(seconds=seconds, microseconds=7)
+    return base.Heartbeat(
+        worker=worker, host=worker.split("/")[0], pid=4242,
+        started_at=STARTED, updated_at=updated,
+        counts=dict.fromkeys(endpoint.Stats.FIELDS, 0) | counts,
+        last_write=updated - datetime.timedelta(microseconds=6)
+        if counts else None)
+
+
+def test_heartbeat_upsert_keeps_one_record_per_worker(store):
+    assert store.get_heartbeats() == []
+    first = a_heartbeat()
+    store.write_heartbeat(first)
+    assert store.get_heartbeats() == [first]
+    newer = a_heartbeat(seconds=30, received=1200, spans_written=600,
+                        invalid=3, requeued=40, store_errors=1)
+    newer.pid = 4243  # a restarted worker takes over its record
+    store.write_heartbeat(newer)
+    assert store.get_heartbeats() == [newer]
+
+
+def test_heartbeats_of_several_workers(store_url_factory):
+    written = [a_heartbeat(f"node-{host}/{worker}", seconds=worker,
+                           received=host * 10 + worker)
+               for host in (1, 2) for worker in (0, 1)]
+    for heartbeat in reversed(written):  # each worker has its connection
+        store_url_factory().write_heartbeat(heartbeat)
+    assert store_url_factory().get_heartbeats() == written
