@@ -1,5 +1,7 @@
 """The batch notification endpoint: parse → pair → write → ack or requeue."""
 
+import contextlib
+import datetime
 import logging
 import threading
 import time
@@ -14,7 +16,7 @@ LOG = logging.getLogger(__name__)
 
 
 class Stats:
-    """Counters a worker reports in its periodic statistics line."""
+    """Counters a worker reports in its statistics line and heartbeat."""
 
     FIELDS = ("received", "spans_written", "invalid", "requeued",
               "store_errors")
@@ -41,28 +43,59 @@ class Stats:
         age = "never" if last is None else f"{time.time() - last:.0f}s ago"
         return f"{counts} last_write={age}"
 
+    def snapshot(self):
+        """A copy of the counts, and the last write as naive UTC or None."""
+        with self._lock:
+            counts, last = dict(self.counts), self.last_write
+        if last is not None:
+            last = datetime.datetime.fromtimestamp(
+                last, datetime.UTC).replace(tzinfo=None)
+        return counts, last
+
 
 class Backoff:
-    """Exponential pause after store failures, shared by a worker's threads.
+    """Paces a worker's store writes while the store is failing.
 
-    Every batch that fails waits out the current delay before it is handed
-    back to the broker, so an unavailable store sees a few attempts a
-    minute instead of a redelivery loop.
+    While the store works, writes go through at once and in parallel. After
+    a failure, one write at a time may try again, each after a pause that
+    doubles from `initial` up to `maximum`: the batches waiting for their
+    turn stay unacknowledged (the prefetch bounds them), so an unavailable
+    store sees a few attempts a minute, not a redelivery loop.
     """
 
-    def __init__(self, initial=0.5, maximum=30.0):
+    def __init__(self, initial=0.5, maximum=30.0, stopping=None):
         self.initial = initial
         self.maximum = maximum
-        self.delay = 0.0
-        self._lock = threading.Lock()
+        self.delay = 0.0  # 0: the store works
+        self.stopping = stopping or threading.Event()
+        self._next_attempt = 0.0
+        self._state_lock = threading.Lock()
+        self._turn = threading.Lock()
+
+    @contextlib.contextmanager
+    def turn(self):
+        """Yield True when a write may be tried, False when stopping."""
+        if not self.delay:
+            yield True
+            return
+        while not self._turn.acquire(timeout=0.2):
+            if self.stopping.is_set():
+                yield False
+                return
+        try:
+            pause = self._next_attempt - time.monotonic()
+            yield not (pause > 0 and self.stopping.wait(pause))
+        finally:
+            self._turn.release()
 
     def failed(self):
-        with self._lock:
+        with self._state_lock:
             self.delay = min(max(self.delay * 2, self.initial), self.maximum)
+            self._next_attempt = time.monotonic() + self.delay
             return self.delay
 
     def succeeded(self):
-        with self._lock:
+        with self._state_lock:
             self.delay = 0.0
 
 
@@ -97,13 +130,11 @@ class RateLimitedLog:
 class ProfilerEndpoint:
     """Receives batches of 'info' notifications on the profiler topic."""
 
-    def __init__(self, store, stats, max_info_bytes=65536, backoff=None,
-                 stopping=None):
+    def __init__(self, store, stats, max_info_bytes=65536, backoff=None):
         self.store = store
         self.stats = stats
         self.max_info_bytes = max_info_bytes
         self.backoff = backoff or Backoff()
-        self.stopping = stopping or threading.Event()
         self.invalid_log = RateLimitedLog(LOG)
 
     def info(self, messages):
@@ -122,17 +153,20 @@ class ProfilerEndpoint:
         if not valid:
             return oslo_messaging.NotificationResult.HANDLED
         partial_spans = spans.pair(valid)
-        try:
-            self.store.write_spans(partial_spans)
-        except Exception as exc:  # whatever failed, the batch is not lost
-            delay = self.backoff.failed()
-            self.stats.add(store_errors=1, requeued=len(messages))
-            LOG.error("Store write failed, requeueing %d notifications "
-                      "after %.1f s: %s", len(messages), delay, exc,
-                      exc_info=not isinstance(exc,
-                                              storage_base.StorageError))
-            self.stopping.wait(delay)
-            return oslo_messaging.NotificationResult.REQUEUE
+        with self.backoff.turn() as may_write:
+            if not may_write:  # stopping while the store fails
+                self.stats.add(requeued=len(messages))
+                return oslo_messaging.NotificationResult.REQUEUE
+            try:
+                self.store.write_spans(partial_spans)
+            except Exception as exc:  # whatever failed, nothing is lost
+                delay = self.backoff.failed()
+                self.stats.add(store_errors=1, requeued=len(messages))
+                LOG.error("Store write failed, requeueing %d notifications;"
+                          " next attempt in %.1f s: %s", len(messages),
+                          delay, exc, exc_info=not isinstance(
+                              exc, storage_base.StorageError))
+                return oslo_messaging.NotificationResult.REQUEUE
         self.backoff.succeeded()
         self.stats.wrote(len(partial_spans))
         return oslo_messaging.NotificationResult.HANDLED

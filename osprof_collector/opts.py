@@ -6,6 +6,7 @@ DEFAULT_EXCHANGES = ["openstack", "nova", "cinder", "glance", "neutron",
                      "keystone", "heat", "swift", "trove", "manila", "ironic",
                      "magnum", "octavia", "designate", "barbican", "placement",
                      "senlin", "sahara", "zaqar", "aodh", "ceilometer"]
+HEARTBEAT_INTERVAL = 30
 
 collector_opts = [
     cfg.ListOpt("topics", default=["profiler"],
@@ -35,10 +36,16 @@ collector_opts = [
     cfg.IntOpt("stats_interval", default=60, min=0,
                help="Seconds between the one-line statistics log of each "
                     "worker; 0 disables it."),
+    cfg.IntOpt("heartbeat_interval", default=HEARTBEAT_INTERVAL, min=1,
+               help="Seconds between two heartbeats of each worker: a "
+                    "record in the store with its counters, which "
+                    "'osprof-trace status' shows."),
     cfg.FloatOpt("requeue_backoff_max", default=30.0, min=0.1,
-                 help="Longest pause, in seconds, after a failed store "
-                      "write before the batch is handed back to the broker; "
-                      "the pause doubles on each failure from 0.5 s."),
+                 help="Longest pause, in seconds, between two write "
+                      "attempts of a worker while the store fails; the "
+                      "pause doubles on each failure from 0.5 s. A failed "
+                      "batch goes back to the broker at once; the others "
+                      "wait, unacknowledged, for their turn."),
 ]
 
 storage_opts = [

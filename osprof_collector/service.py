@@ -1,6 +1,9 @@
 """One collector worker process: broker listener → endpoint → store."""
 
+import datetime
 import logging
+import os
+import socket
 import threading
 import time
 
@@ -9,6 +12,7 @@ import oslo_messaging
 
 from osprof_collector import endpoint as endpoint_mod
 from osprof_collector import storage
+from osprof_collector.storage import base as storage_base
 
 LOG = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class CollectorWorker(cotyledon.Service):
         self.listener = None
         self.store = None
         self.transport = None
+        self.host = socket.gethostname()
+        self.started_at = datetime.datetime.utcnow()
 
     def run(self):
         # Connections are made here, after the fork, never inherited.
@@ -44,13 +50,14 @@ class CollectorWorker(cotyledon.Service):
         self.store = connect_store(conf)
         LOG.info("Worker %s storing in %s", self.worker_id,
                  storage.mask_password(conf.storage.connection))
+        self._heartbeat()
         self.transport = oslo_messaging.get_notification_transport(conf)
         endpoint = endpoint_mod.ProfilerEndpoint(
             self.store, self.stats,
             max_info_bytes=conf.collector.max_info_bytes,
             backoff=endpoint_mod.Backoff(
-                maximum=conf.collector.requeue_backoff_max),
-            stopping=self.stopping)
+                maximum=conf.collector.requeue_backoff_max,
+                stopping=self.stopping))
         self.listener = oslo_messaging.get_batch_notification_listener(
             self.transport, targets(conf), [endpoint], executor="threading",
             allow_requeue=True, pool=conf.collector.pool,
@@ -65,7 +72,9 @@ class CollectorWorker(cotyledon.Service):
     def _run_periodic_tasks(self):
         conf = self.conf
         now = time.monotonic()
-        tasks, due = [], []  # (interval, task), and when each runs next
+        # (interval, task), and when each runs next
+        tasks = [(conf.collector.heartbeat_interval, self._heartbeat)]
+        due = [now + conf.collector.heartbeat_interval]  # run() wrote one
         if conf.collector.stats_interval:
             tasks.append((conf.collector.stats_interval, self._log_stats))
             due.append(now + conf.collector.stats_interval)
@@ -73,7 +82,7 @@ class CollectorWorker(cotyledon.Service):
                 and not self.store.expires_natively):
             tasks.append((conf.storage.purge_interval, self._expire))
             due.append(now)  # what expired while we were down goes first
-        while tasks:
+        while True:
             now = time.monotonic()
             for n, (interval, task) in enumerate(tasks):
                 if now >= due[n]:
@@ -81,7 +90,6 @@ class CollectorWorker(cotyledon.Service):
                     due[n] = now + interval
             if self.stopping.wait(max(0, min(due) - time.monotonic())):
                 return
-        self.stopping.wait()
 
     def _log_stats(self):
         LOG.info("Worker %s stats: %s", self.worker_id, self.stats.line())
@@ -95,6 +103,19 @@ class CollectorWorker(cotyledon.Service):
         LOG.info("Purged %d traces older than the %d s ttl", removed,
                  self.conf.storage.ttl)
 
+    def _heartbeat(self):
+        counts, last_write = self.stats.snapshot()
+        heartbeat = storage_base.Heartbeat(
+            worker=f"{self.host}/{self.worker_id}", host=self.host,
+            pid=os.getpid(), started_at=self.started_at,
+            updated_at=datetime.datetime.utcnow(), counts=counts,
+            last_write=last_write)
+        try:
+            self.store.write_heartbeat(heartbeat)
+        except Exception as exc:  # health reports must never stop the work
+            LOG.error("Worker %s heartbeat write failed: %s", self.worker_id,
+                      exc, exc_info=not isinstance(exc, storage.StorageError))
+
     def terminate(self):
         self.stopping.set()
         if self.listener is not None:
@@ -105,5 +126,6 @@ class CollectorWorker(cotyledon.Service):
         if self.transport is not None:
             self.transport.cleanup()
         if self.store is not None:
+            self._heartbeat()  # with the final counts
             self.store.close()
         LOG.info("Worker %s stopped: %s", self.worker_id, self.stats.line())

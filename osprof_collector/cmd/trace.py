@@ -4,7 +4,6 @@ import argparse
 import datetime
 import os
 import sys
-import uuid
 
 from cliff import app
 from cliff import columns
@@ -15,6 +14,7 @@ from cliff import show as show_one
 from oslo_config import cfg
 import pbr.version
 
+from osprof_collector import events
 from osprof_collector import opts
 from osprof_collector import query
 from osprof_collector import render
@@ -24,6 +24,8 @@ from osprof_collector.storage import base
 
 PROJECT = "osprof-collector"
 CONNECTION_ENV = "OSPROF_TRACE_CONNECTION"
+# Three heartbeats missed at the default [collector] heartbeat_interval.
+STALE_AFTER = 3 * opts.HEARTBEAT_INTERVAL
 
 
 class OperatorError(Exception):
@@ -39,13 +41,11 @@ class ListColumn(columns.FormattableColumn):
 
 
 def _base_id(text):
-    try:
-        if len(text) == 36:
-            return str(uuid.UUID(text))
-    except ValueError:
-        pass
-    raise OperatorError(f"invalid trace id {text!r}: expected a UUID such "
-                        f"as 4c9a3d6e-2f4b-4a44-9c4e-0f3e3a1c2b7d")
+    base_id = events.normalise_uuid(text)
+    if base_id is None:
+        raise OperatorError(f"invalid trace id {text!r}: expected a UUID "
+                            f"such as 4c9a3d6e-2f4b-4a44-9c4e-0f3e3a1c2b7d")
+    return base_id
 
 
 def _argument(parse):
@@ -182,6 +182,53 @@ class Stats(show_one.ShowOne):
                         _iso(totals["last_event"]), per_service)
 
 
+class Status(lister.Lister):
+    """Collector workers and their counters, from their heartbeats.
+
+    Exit status 1 unless at least one worker's heartbeat is recent.
+    """
+
+    # endpoint.Stats.FIELDS, named here to keep the daemon's messaging
+    # libraries out of the command line tool
+    COUNTS = ("received", "spans_written", "invalid", "requeued",
+              "store_errors")
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--stale-after", type=float, default=STALE_AFTER,
+                            metavar="SECONDS",
+                            help=f"a worker whose last heartbeat is older "
+                                 f"is stale (default: {STALE_AFTER})")
+        return _one_line_errors(parser)
+
+    def run(self, args):
+        super().run(args)  # the table first: it shows what is stale
+        if self.newest_age > args.stale_after:
+            raise OperatorError(
+                f"every collector heartbeat is stale: the newest is "
+                f"{self.newest_age:.0f} s old (--stale-after "
+                f"{args.stale_after:g})")
+        return 0
+
+    def take_action(self, args):
+        if args.stale_after <= 0:
+            raise OperatorError("--stale-after must be positive")
+        heartbeats = self.app.store.get_heartbeats()
+        if not heartbeats:
+            raise OperatorError(f"no collector heartbeat in "
+                                f"{storage.mask_password(self.app.store.url)}")
+        now = datetime.datetime.utcnow()
+        ages = [(now - h.updated_at).total_seconds() for h in heartbeats]
+        self.newest_age = min(ages)
+        headers = ("worker", "host", "pid", "started_at", "heartbeat_age_s",
+                   *self.COUNTS, "last_write", "state")
+        return headers, [
+            (h.worker, h.host, h.pid, _iso(h.started_at), round(age, 1),
+             *(h.counts.get(name) for name in self.COUNTS),
+             _iso(h.last_write), "ok" if age <= args.stale_after else "stale")
+            for h, age in zip(heartbeats, ages)]
+
+
 def _iso(moment):
     return None if moment is None else moment.isoformat()
 
@@ -191,7 +238,7 @@ class TraceApp(app.App):
     def __init__(self):
         manager = commandmanager.CommandManager("osprof_trace.commands")
         for name, cls in (("show", Show), ("list", List), ("purge", Purge),
-                          ("stats", Stats)):
+                          ("stats", Stats), ("status", Status)):
             manager.add_command(name, cls)
         super().__init__(
             description="Read the traces stored by osprof-collector.",
@@ -213,7 +260,7 @@ class TraceApp(app.App):
 
     def interact(self):
         sys.stderr.write("osprof-trace: a command is required: show, list, "
-                         "purge or stats (see osprof-trace --help)\n")
+                         "purge, stats or status (see osprof-trace --help)\n")
         sys.exit(2)
 
     def connection_url(self):

@@ -44,15 +44,19 @@ class Collector:
     """An osprof-collector process run from its installed entry point."""
 
     def __init__(self, workdir, transport_url, store_url,
-                 storage_options=None, **options):
+                 storage_options=None, default_options=None, **options):
         self.workdir = workdir
-        self.log_path = workdir / f"collector-{uuid.uuid4().hex[:6]}.log"
+        name = f"collector-{uuid.uuid4().hex[:6]}"
+        self.log_path = workdir / f"{name}.log"
+        self.stderr_path = workdir / f"{name}.stderr"
         self.config_path = workdir / "osprof-collector.conf"
         collector = {"batch_timeout": 0.2, "stats_interval": 1,
                      "requeue_backoff_max": 2}
         collector.update(options)
         lines = ["[DEFAULT]", f"transport_url = {transport_url}",
-                 f"log_file = {self.log_path}", "[collector]"]
+                 f"log_file = {self.log_path}"]
+        lines += [f"{k} = {v}" for k, v in (default_options or {}).items()]
+        lines += ["[collector]"]
         lines += [f"{k} = {v}" for k, v in collector.items()]
         lines += ["[storage]", f"connection = {store_url}"]
         lines += [f"{k} = {v}" for k, v in (storage_options or {}).items()]
@@ -60,13 +64,22 @@ class Collector:
         self.workers = int(collector.get("workers", 1))
         self.process = None
 
-    def start(self):
-        self.process = subprocess.Popen(
-            [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
-             str(self.config_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_for_log("consuming topics", self.workers)
+    def start(self, wait=True):
+        """Start (or restart) the daemon; wait until it consumes."""
+        ready = self.log().count("consuming topics") + self.workers
+        # A session of its own, so that kill_hard() reaches every worker.
+        with open(self.stderr_path, "a") as stderr:
+            self.process = subprocess.Popen(
+                [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
+                 str(self.config_path)],
+                stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True)
+        if wait:
+            self.wait_for_log("consuming topics", ready)
         return self
+
+    def stderr(self):
+        return self.stderr_path.read_text()
 
     def log(self):
         try:
@@ -87,19 +100,27 @@ class Collector:
         self.process.send_signal(sig)
         return self.process.wait(timeout)
 
+    def kill_hard(self):
+        """SIGKILL the master and its workers at once, as a crash would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
     def kill_if_running(self):
         if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.kill_hard()
 
 
 @pytest.fixture
 def collector_factory(tmp_path):
     started = []
 
-    def make(transport_url, store_url, storage_options=None, **options):
+    def make(transport_url, store_url, storage_options=None,
+             default_options=None, **options):
         collector = Collector(tmp_path, transport_url, store_url,
-                              storage_options, **options)
+                              storage_options, default_options, **options)
         started.append(collector)
         return collector
 

@@ -1,6 +1,7 @@
 """osprof-collector end to end: osprofiler → RabbitMQ → collector → store."""
 
 import datetime
+import json
 import os
 import signal
 import socket
@@ -150,11 +151,7 @@ def test_store_unreachable_at_start_is_retried(rabbit_url, postgres_url,
                                                collector_factory):
     unreachable = postgres_url.replace("5432", "5433").replace(
         "osprof:osprof@", "osprof:hunter2@")
-    collector = collector_factory(rabbit_url, unreachable)
-    collector.process = subprocess.Popen(
-        [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
-         str(collector.config_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collector = collector_factory(rabbit_url, unreachable).start(wait=False)
     collector.wait_for_log("unreachable", 2)
     assert "hunter2" not in collector.log()
     assert "osprof:***@" in collector.log()
@@ -185,3 +182,51 @@ def test_ttl_purges_expired_traces_in_sql_stores(rabbit_url, sqlite_url,
     assert collector.log().count("Purged") == 1  # worker 0 only
     assert collector.stop() == 0
     store.close()
+
+
+def status(store_url, *args):
+    """osprof-trace status: (exit status, rows as JSON, stderr)."""
+    result = subprocess.run(
+        [os.path.join(BIN_DIR, "osprof-trace"), "--connection", store_url,
+         "status", "-f", "json", *args],
+        capture_output=True, text=True, timeout=60)
+    rows = json.loads(result.stdout) if result.stdout else []
+    return result.returncode, rows, result.stderr
+
+
+def test_status_shows_the_counters_of_every_worker(rabbit_url, sqlite_url,
+                                                   collector_factory):
+    collector = collector_factory(rabbit_url, sqlite_url, workers=2,
+                                  heartbeat_interval=1).start()
+    traces = produce(rabbit_url, ("nova", "api", "nested", 2),
+                     ("cinder", "volume", "nested", 2))
+    wait_until_stored(sqlite_url, traces)
+    sent = sum(len(t["spans"]) for t in traces)  # all closed: 2 events each
+
+    def total(rows, field):
+        return sum(row[field] for row in rows)
+
+    deadline = time.monotonic() + 30
+    while True:
+        code, rows, err = status(sqlite_url)
+        if (len(rows) == 2 and total(rows, "received") == 2 * sent
+                and all(row["received"] and row["spans_written"]
+                        for row in rows)):
+            break
+        assert time.monotonic() < deadline, (code, rows, err)
+        time.sleep(0.5)
+    assert (code, err) == (0, "")
+    host = socket.gethostname()
+    assert [row["worker"] for row in rows] == [f"{host}/0", f"{host}/1"]
+    assert {row["state"] for row in rows} == {"ok"}
+    # a start and its stop merged in one batch make one write
+    assert sent <= total(rows, "spans_written") <= 2 * sent
+    for field in ("invalid", "requeued", "store_errors"):
+        assert total(rows, field) == 0
+    assert all(row["last_write"] for row in rows)
+    assert collector.stop() == 0
+    time.sleep(2)
+    code, rows, err = status(sqlite_url, "--stale-after", "1")
+    assert code == 1 and err.count("\n") == 1, (rows, err)
+    assert {row["state"] for row in rows} == {"stale"}
+    assert total(rows, "received") == 2 * sent

@@ -12,6 +12,7 @@ from osprof_collector import events
 from osprof_collector import spans
 from osprof_collector import storage
 from osprof_collector.cmd import trace as trace_cmd
+from osprof_collector.storage import base
 from tests import osprofiler_reference as reference
 from tests import payloads
 from tests.functional.conftest import BIN_DIR
@@ -235,6 +236,44 @@ def test_ten_thousand_span_trace(cli):
     assert code == 0 and "9990 spans hidden" in out
     code, out, _ = run("show", base_id, "--format", "json")
     assert json.loads(out)["span_count"] == 10000
+
+
+def heartbeat(worker, seconds_ago, received):
+    updated = datetime.datetime.utcnow() - datetime.timedelta(
+        seconds=seconds_ago)
+    return base.Heartbeat(
+        worker=worker, host=worker.split("/")[0], pid=1000 + received,
+        started_at=updated - datetime.timedelta(hours=1), updated_at=updated,
+        counts={"received": received, "spans_written": received // 2,
+                "invalid": 0, "requeued": 0, "store_errors": 0},
+        last_write=updated)
+
+
+def test_status_without_any_heartbeat_is_one_line(cli):
+    run, store = cli
+    code, out, err = run("status")
+    assert (code, out) == (1, "")
+    assert err == (f"no collector heartbeat in "
+                   f"{storage.mask_password(store.url)}\n")
+    assert "osprof:osprof@" not in err
+
+
+def test_status_ok_while_one_worker_is_recent(cli):
+    run, store = cli
+    store.write_heartbeat(heartbeat("node-1/0", 5, received=40))
+    store.write_heartbeat(heartbeat("node-2/0", 600, received=10))
+    code, out, err = run("status", "-f", "json")
+    assert (code, err) == (0, "")
+    rows = json.loads(out)
+    assert [(r["worker"], r["state"], r["received"], r["spans_written"])
+            for r in rows] == [("node-1/0", "ok", 40, 20),
+                               ("node-2/0", "stale", 10, 5)]
+    assert 5 <= rows[0]["heartbeat_age_s"] < 60
+    code, out, err = run("status", "--stale-after", "2")
+    assert code == 1 and "| node-1/0 |" in out and err.count("\n") == 1
+    assert err.startswith("every collector heartbeat is stale")
+    code, out, err = run("status", "--stale-after", "soon")
+    assert code == 2 and out == "" and err.count("\n") == 1
 
 
 def test_connection_from_environment_and_config_file(sqlite_url, tmp_path):

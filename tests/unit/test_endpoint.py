@@ -61,7 +61,7 @@ def test_invalid_notifications_are_counted_acked_and_logged_rarely(
     assert len(caplog.records) == ep.invalid_log.burst
 
 
-def test_store_failure_requeues_after_a_growing_pause():
+def test_store_failure_requeues_and_paces_the_next_attempts():
     store = UnavailableStore()
     stats = endpoint.Stats()
     backoff = endpoint.Backoff(initial=0.05, maximum=0.2)
@@ -69,27 +69,50 @@ def test_store_failure_requeues_after_a_growing_pause():
     base_id = payloads.new_id()
     batch = notifications(*payloads.call("db", base_id, base_id, 0, 5))
     pauses = []
-    for _ in range(4):
+    for _ in range(5):
         started = time.monotonic()
         assert ep.info(batch) == REQUEUE
         pauses.append(time.monotonic() - started)
-    assert [round(p, 2) for p in pauses] == [0.05, 0.1, 0.2, 0.2]
-    assert stats.counts["store_errors"] == 4
-    assert stats.counts["requeued"] == 8
+    # the first failure is immediate; each later attempt waits its turn
+    assert [round(p, 2) for p in pauses] == [0.0, 0.05, 0.1, 0.2, 0.2]
+    assert store.attempts == 5
+    assert stats.counts["store_errors"] == 5
+    assert stats.counts["requeued"] == 10
     assert stats.counts["spans_written"] == 0
 
 
-def test_stopping_cuts_the_pause_short():
-    stopping = threading.Event()
-    stopping.set()
-    ep = endpoint.ProfilerEndpoint(UnavailableStore(), endpoint.Stats(),
-                                   backoff=endpoint.Backoff(initial=30),
-                                   stopping=stopping)
+def test_a_failing_store_gets_one_attempt_at_a_time():
+    store = UnavailableStore()
+    backoff = endpoint.Backoff(initial=0.1, maximum=0.1)
+    ep = endpoint.ProfilerEndpoint(store, endpoint.Stats(), backoff=backoff)
     base_id = payloads.new_id()
+    batch = notifications(*payloads.call("db", base_id, base_id, 0, 5))
+    assert ep.info(batch) == REQUEUE
     started = time.monotonic()
-    assert ep.info(notifications(*payloads.call(
-        "db", base_id, base_id, 0, 5))) == REQUEUE
+    threads = [threading.Thread(target=ep.info, args=(batch,))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 8 batches in flight on a failing store: 8 attempts spaced 0.1 s apart
+    assert store.attempts == 9
+    assert time.monotonic() - started >= 0.75
+
+
+def test_stopping_cuts_the_wait_short():
+    stopping = threading.Event()
+    backoff = endpoint.Backoff(initial=30, stopping=stopping)
+    store = UnavailableStore()
+    ep = endpoint.ProfilerEndpoint(store, endpoint.Stats(), backoff=backoff)
+    base_id = payloads.new_id()
+    batch = notifications(*payloads.call("db", base_id, base_id, 0, 5))
+    assert ep.info(batch) == REQUEUE  # the store is now known to fail
+    stopping.set()
+    started = time.monotonic()
+    assert ep.info(batch) == REQUEUE
     assert time.monotonic() - started < 1
+    assert store.attempts == 1  # no attempt while stopping
 
 
 def test_backoff_resets_after_success():
