@@ -11,7 +11,8 @@
 #     osprof, LOGIN CREATEDB) that can log in over TCP with its password;
 #   - Debian's chromium, which renders the HTML report in its tests;
 #   - a virtualenv with the project and test-requirements.txt installed.
-# Then it runs "python -m pytest tests ARGS" and exits with pytest's status.
+# Then it runs "python -m pytest ARGS" (ARGS default to "tests": the whole
+# suite) and exits with pytest's status.
 #
 # Environment:
 #   OSPROF_COLLECTOR_VENV       virtualenv to use (default: <repo>/.venv)
@@ -277,9 +278,10 @@ main() {
     ensure_postgresql
     ensure_chromium
     ensure_venv tests -e . -r test-requirements.txt
-    say "running: python -m pytest tests $*"
+    (($#)) || set -- tests
+    say "running: python -m pytest $*"
     local status=0
-    "$VENV/bin/python" -m pytest tests "$@" </dev/null || status=$?
+    "$VENV/bin/python" -m pytest "$@" </dev/null || status=$?
     case $status in
         0) say "tests passed" ;;
         5) say "no tests ran (pytest status 5): counted as a failure" ;;
