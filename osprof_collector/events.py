@@ -18,6 +18,8 @@ REQUIRED_KEYS = ("name", "base_id", "trace_id", "parent_id", "timestamp")
 TRUNCATED_KEY = "osprof_truncated"
 # MongoDB refuses documents nested deeper than 100 levels; stay well below.
 MAX_INFO_DEPTH = 32
+# 19 digits or more may not fit in 64 bits.
+LONG_NUMBER = re.compile(r"\d{19}")
 # PostgreSQL text and jsonb cannot hold NUL characters.
 NUL_REPLACEMENT = "\ufffd"
 
@@ -72,15 +74,21 @@ def parse(payload, max_info_bytes=65536):
             return InvalidEvent(
                 f"{key} is {type(value).__name__}, not a string")
         labels[key] = _clean(value)
-    info = bound_info(info, max_info_bytes)
-    host = info.get("host")
-    clean_payload = {k: _clean(v, depth_left=MAX_INFO_DEPTH)
-                     for k, v in payload.items() if k != "info"}
-    clean_payload.update(ids)
-    clean_payload["info"] = info
+    bounded = bound_info(info, max_info_bytes)
+    host = bounded.get("host")
+    if (bounded is info and "info" in payload
+            and all(payload[k] == v for k, v in ids.items())
+            and all(isinstance(v, str) and "\x00" not in v
+                    for k, v in payload.items() if k != "info")):
+        clean_payload = payload  # the usual case: already storable
+    else:
+        clean_payload = {k: _clean(v) for k, v in payload.items()
+                         if k != "info"}
+        clean_payload.update(ids)
+        clean_payload["info"] = bounded
     return Event(name=_clean(name), phase=phase, timestamp=timestamp,
                  host=host if isinstance(host, str) else None,
-                 info=info, payload=clean_payload, **ids, **labels)
+                 info=bounded, payload=clean_payload, **ids, **labels)
 
 
 def normalise_uuid(value):
@@ -128,6 +136,12 @@ def bound_info(info, max_bytes):
     oversized info keeps only its small top-level entries; whatever was cut
     is named under the TRUNCATED_KEY entry.
     """
+    try:
+        text = json.dumps(info, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and len(text) <= max_bytes and _plain(text):
+        return info
     truncated = []
     info = {_clean(str(k)): _clean(v, MAX_INFO_DEPTH, truncated, str(k))
             for k, v in info.items()}
@@ -147,6 +161,15 @@ def bound_info(info, max_bytes):
     if truncated:
         info.setdefault(TRUNCATED_KEY, {})["keys"] = sorted(truncated)
     return info
+
+
+def _plain(text):
+    """Whether JSON text shows nothing _clean() would change: no NUL, no
+    integer past 64 bits, and fewer containers in all than the depth limit
+    (a string that merely looks suspicious only costs the slow path)."""
+    return ("\\u0000" not in text
+            and text.count("{") + text.count("[") < MAX_INFO_DEPTH
+            and not LONG_NUMBER.search(text))
 
 
 def _clean(value, depth_left=MAX_INFO_DEPTH, truncated=None, path=""):

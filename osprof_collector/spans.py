@@ -68,10 +68,16 @@ def pair(events):
 
 
 def merge_by_trace_id(partial_spans):
+    """One span per trace_id; the given spans are left unchanged."""
     by_trace_id = {}
+    merged = set()  # trace_ids whose entry is already a copy of our own
     for span in partial_spans:
-        if span.trace_id in by_trace_id:
-            by_trace_id[span.trace_id].merge(span)
-        else:
-            by_trace_id[span.trace_id] = dataclasses.replace(span)
+        known = by_trace_id.get(span.trace_id)
+        if known is None:
+            by_trace_id[span.trace_id] = span
+            continue
+        if span.trace_id not in merged:
+            known = by_trace_id[span.trace_id] = dataclasses.replace(known)
+            merged.add(span.trace_id)
+        known.merge(span)
     return list(by_trace_id.values())

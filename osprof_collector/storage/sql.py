@@ -148,29 +148,30 @@ class SQLDriver(base.StorageDriver):
     def _refresh_summaries(self, conn, base_ids):
         s = spans_table.c
         in_batch = s.base_id.in_(base_ids)
-        summaries = {
-            row.base_id: {
-                "base_id": row.base_id,
-                "started_at": row.first, "finished_at": row.last,
-                "duration_ms": _ms(row.first, row.last),
-                "span_count": row.count, "error": bool(row.errors),
-                "services": set(), "projects": set(), "root": None}
-            for row in conn.execute(
-                sa.select(s.base_id,
+        summaries = {b: {"base_id": b, "started_at": None,
+                         "finished_at": None, "span_count": 0,
+                         "error": False, "services": set(),
+                         "projects": set(), "root": None}
+                     for b in base_ids}
+        # One row per (trace, service, project): few rows, one scan.
+        for row in conn.execute(
+                sa.select(s.base_id, s.service, s.project,
                           sa.func.min(sa.func.coalesce(s.started_at,
-                                                       s.finished_at))
-                          .label("first"),
+                                                       s.finished_at)),
                           sa.func.max(sa.func.coalesce(s.finished_at,
-                                                       s.started_at))
-                          .label("last"),
-                          sa.func.count().label("count"),
-                          sa.func.count(s.error_type).label("errors"))
-                .where(in_batch).group_by(s.base_id))}
-        for column in ("service", "project"):
-            for row in conn.execute(
-                    sa.select(s.base_id, s[column]).distinct()
-                    .where(in_batch, s[column].is_not(None))):
-                summaries[row.base_id][column + "s"].add(row[1])
+                                                       s.started_at)),
+                          sa.func.count(), sa.func.count(s.error_type))
+                .where(in_batch).group_by(s.base_id, s.service, s.project)):
+            base_id, service, project, first, last, count, errors = row
+            summary = summaries[base_id]
+            summary["span_count"] += count
+            summary["error"] = summary["error"] or errors > 0
+            summary["started_at"] = _earliest(summary["started_at"], first)
+            summary["finished_at"] = _latest(summary["finished_at"], last)
+            if service is not None:
+                summary["services"].add(service)
+            if project is not None:
+                summary["projects"].add(project)
         for row in conn.execute(
                 sa.select(s.base_id, s.name, s.started_at)
                 .where(in_batch, s.parent_id == s.base_id)):
@@ -183,7 +184,7 @@ class SQLDriver(base.StorageDriver):
             traces_table.update().where(t.base_id == sa.bindparam("b_id")),
             [{"b_id": v["base_id"], "started_at": v["started_at"],
               "finished_at": v["finished_at"],
-              "duration_ms": v["duration_ms"],
+              "duration_ms": _ms(v["started_at"], v["finished_at"]),
               "span_count": v["span_count"], "error": v["error"],
               "services": _join(v["services"]),
               "projects": _join(v["projects"]),
@@ -362,6 +363,14 @@ def _row_summary(row):
 
 def _text(value):
     return None if value is None else str(value)
+
+
+def _earliest(a, b):
+    return b if a is None or (b is not None and b < a) else a
+
+
+def _latest(a, b):
+    return b if a is None or (b is not None and b > a) else a
 
 
 def _ms(first, last):

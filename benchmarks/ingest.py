@@ -1,0 +1,245 @@
+"""Ingest throughput of osprof-collector against oslo.messaging itself.
+
+    python benchmarks/ingest.py [--events 30000] [--stores sqlite,postgresql]
+
+On a RabbitMQ vhost of its own (created and deleted with rabbitmqctl, so run
+it as root, like the tests), it fills the profiler queue with osprofiler
+events from several real producer processes, then measures how fast that
+backlog drains:
+
+1. baseline: a bare oslo.messaging batch notification listener (same batch
+   size, prefetch and executor as the collector) that stores nothing;
+2. the osprof-collector daemon, until every span is durably stored, for each
+   store and for 1 and 2 workers.
+
+It prints events/s and the ratios collector/baseline and 2 workers/1 worker.
+Producers are stopped during every drain. PostgreSQL needs the test role
+(tools/run-tests.sh creates it).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+from oslo_config import cfg  # noqa: E402
+import oslo_messaging  # noqa: E402
+import psycopg2  # noqa: E402
+
+import sqlalchemy as sa  # noqa: E402
+
+from osprof_collector import storage  # noqa: E402
+from osprof_collector.storage import sql  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN_DIR = os.path.dirname(sys.executable)
+RABBIT = "guest:guest@127.0.0.1:5672"
+PG_ADMIN = "host=127.0.0.1 user=osprof password=osprof dbname=postgres"
+PG_URL = "postgresql+psycopg2://osprof:osprof@127.0.0.1:5432/{}"
+SPANS_PER_TRACE = 201  # the producer's "siblings" scenario
+BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "200"))
+
+
+def rabbitmqctl(*args):
+    return subprocess.run(["rabbitmqctl", "-q", *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+class Vhost:
+    def __init__(self):
+        self.name = f"osprof_bench_{uuid.uuid4().hex[:8]}"
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*",
+                    ".*")
+        self.url = f"rabbit://{RABBIT}/{self.name}"
+
+    def depth(self):
+        for line in rabbitmqctl("list_queues", "-p", self.name, "name",
+                                "messages").splitlines():
+            parts = line.split()
+            if parts and parts[0] == "profiler.info":
+                return int(parts[1])
+        return 0
+
+    def delete(self):
+        rabbitmqctl("delete_vhost", self.name)
+
+
+def fill(vhost, events, producers=4):
+    """Send about `events` events from real osprofiler processes; return
+    the exact number sent and the spans expected."""
+    traces_each = max(1, round(events / (2 * SPANS_PER_TRACE * producers)))
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "tests.functional.producer", vhost.url,
+         "openstack", f"service{n}", "siblings", str(traces_each)],
+        cwd=ROOT, stdout=subprocess.DEVNULL) for n in range(producers)]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit("a producer failed")
+    spans = traces_each * producers * SPANS_PER_TRACE
+    sent = 2 * spans
+    deadline = time.monotonic() + 60
+    while vhost.depth() < sent:  # the broker has every event queued
+        if time.monotonic() > deadline:
+            raise SystemExit(f"queue holds {vhost.depth()} of {sent}")
+        time.sleep(0.2)
+    return sent, spans
+
+
+class _Counter:
+    def __init__(self, target):
+        self.target = target
+        self.count = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def info(self, messages):
+        with self.lock:
+            self.count += len(messages)
+            if self.count >= self.target:
+                self.done.set()
+        return oslo_messaging.NotificationResult.HANDLED
+
+
+def drain_baseline(vhost, events):
+    conf = cfg.ConfigOpts()
+    conf([], project="osprof-bench")
+    transport = oslo_messaging.get_notification_transport(conf,
+                                                          url=vhost.url)
+    conf.set_override("rabbit_qos_prefetch_count", 2 * BATCH_SIZE,
+                      group="oslo_messaging_rabbit")
+    counter = _Counter(events)
+    listener = oslo_messaging.get_batch_notification_listener(
+        transport, [oslo_messaging.Target(topic="profiler",
+                                          exchange="openstack")],
+        [counter], executor="threading", allow_requeue=True,
+        batch_size=BATCH_SIZE, batch_timeout=1.0)
+    started = time.monotonic()
+    listener.start()
+    counter.done.wait(600)
+    elapsed = time.monotonic() - started
+    listener.stop()
+    listener.wait()
+    transport.cleanup()
+    return elapsed
+
+
+def drain_collector(vhost, store_url, spans, workers, workdir):
+    log = os.path.join(workdir, f"collector-{uuid.uuid4().hex[:6]}.log")
+    config = os.path.join(workdir, "collector.conf")
+    with open(config, "w") as out:
+        out.write(f"[DEFAULT]\ntransport_url = {vhost.url}\n"
+                  f"log_file = {log}\n[collector]\nexchanges = openstack\n"
+                  f"workers = {workers}\nbatch_size = {BATCH_SIZE}\n"
+                  f"stats_interval = 0\n[storage]\n"
+                  f"connection = {store_url}\n")
+    process = subprocess.Popen(
+        [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
+         config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = storage.get_driver(store_url)
+    try:
+        # Time from the moment the workers consume until the store holds
+        # every span with both its events (the summary counts only spans).
+        while _log_count(log, "consuming topics") < workers:
+            time.sleep(0.01)
+        started = time.monotonic()
+        while _complete(store) < spans:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    finally:
+        process.terminate()
+        process.wait(120)
+        store.close()
+    return elapsed
+
+
+def _log_count(path, text):
+    try:
+        with open(path) as log:
+            return log.read().count(text)
+    except FileNotFoundError:
+        return 0
+
+
+def _complete(store):
+    """Spans stored with their stop event (the last of each pair)."""
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(
+            sql.spans_table.c.finished_at.is_not(None))).scalar()
+
+
+class Stores:
+    """A fresh database per measurement."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.databases = []
+
+    def fresh(self, kind):
+        name = f"osprof_bench_{uuid.uuid4().hex[:8]}"
+        if kind == "sqlite":
+            return f"sqlite:///{self.workdir}/{name}.db"
+        _pg(f"CREATE DATABASE {name}")
+        self.databases.append(name)
+        return PG_URL.format(name)
+
+    def cleanup(self):
+        for name in self.databases:
+            _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _pg(sql):
+    conn = psycopg2.connect(PG_ADMIN)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30000)
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--workers", default="1,2")
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="osprof-bench-")
+    vhost = Vhost()
+    stores = Stores(workdir)
+    rows = []
+    try:
+        sent, spans = fill(vhost, args.events)
+        baseline = sent / drain_baseline(vhost, sent)
+        print(f"baseline (bare oslo.messaging listener): {sent} events, "
+              f"{baseline:,.0f} events/s", flush=True)
+        for kind in args.stores.split(","):
+            rates = {}
+            for workers in [int(w) for w in args.workers.split(",")]:
+                fill(vhost, args.events)
+                elapsed = drain_collector(vhost, stores.fresh(kind), spans,
+                                          workers, workdir)
+                rates[workers] = sent / elapsed
+                rows.append((kind, workers, rates[workers]))
+                print(f"collector {kind} workers={workers}: "
+                      f"{rates[workers]:,.0f} events/s, "
+                      f"{rates[workers] / baseline:.2f} x baseline",
+                      flush=True)
+            if 1 in rates and 2 in rates:
+                print(f"collector {kind}: 2 workers / 1 worker = "
+                      f"{rates[2] / rates[1]:.2f}", flush=True)
+    finally:
+        vhost.delete()
+        stores.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
