@@ -45,7 +45,7 @@ spans_table = sa.Table(
 traces_table = sa.Table(
     "osprof_traces", metadata,
     sa.Column("base_id", Uuid, primary_key=True),
-    sa.Column("started_at", Timestamp, index=True),
+    sa.Column("started_at", Timestamp),
     sa.Column("finished_at", Timestamp, index=True),
     sa.Column("duration_ms", sa.Float),
     sa.Column("span_count", sa.Integer, nullable=False, default=0),
@@ -54,6 +54,9 @@ traces_table = sa.Table(
     sa.Column("error", sa.Boolean, nullable=False, default=False),
     sa.Column("root_name", sa.Text),
 )
+# Newest first, in list_traces()'s exact order, so LIMIT stops early.
+sa.Index("osprof_traces_newest", traces_table.c.started_at.desc(),
+         traces_table.c.base_id)
 
 # One row per collector worker, replaced by each of its heartbeats.
 workers_table = sa.Table(
@@ -231,6 +234,15 @@ class SQLDriver(base.StorageDriver):
         return _row_summary(row) if row else None
 
     def list_traces(self, trace_filter=None, limit=20):
+        try:
+            with self.engine.connect() as conn:
+                return [_row_summary(row) for row in
+                        conn.execute(self.list_query(trace_filter, limit))]
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    def list_query(self, trace_filter=None, limit=20):
+        """The SELECT list_traces() runs (benchmarks EXPLAIN it)."""
         f = trace_filter or base.TraceFilter()
         t = traces_table.c
         query = sa.select(traces_table).where(t.span_count > 0)
@@ -250,12 +262,7 @@ class SQLDriver(base.StorageDriver):
             query = query.where(t.error.is_(True))
         if f.min_duration_ms is not None:
             query = query.where(t.duration_ms >= f.min_duration_ms)
-        query = query.order_by(t.started_at.desc(), t.base_id).limit(limit)
-        try:
-            with self.engine.connect() as conn:
-                return [_row_summary(row) for row in conn.execute(query)]
-        except sa_exc.SQLAlchemyError as exc:
-            raise self._error("read failed", exc) from None
+        return query.order_by(t.started_at.desc(), t.base_id).limit(limit)
 
     def stats(self):
         t = traces_table.c
@@ -307,6 +314,9 @@ class SQLDriver(base.StorageDriver):
 
 def _create_engine(url):
     kwargs = {"pool_pre_ping": True}
+    if url.startswith("postgresql+psycopg2://"):
+        # psycopg2 would send one UPDATE or upsert per row: batch them.
+        kwargs["executemany_mode"] = "values_plus_batch"
     if url.startswith("sqlite"):
         # Several workers write the same file: wait for the lock, and let
         # readers work beside the writer.
