@@ -13,8 +13,9 @@ backlog drains:
    store and for 1 and 2 workers.
 
 It prints events/s and the ratios collector/baseline and 2 workers/1 worker.
-Producers are stopped during every drain. PostgreSQL needs the test role
-(tools/run-tests.sh creates it).
+Producers are stopped during every drain. With --backlog 1000000 it also
+reports the peak RSS of a worker draining a backlog that large. PostgreSQL
+needs the test role (tools/run-tests.sh creates it).
 """
 
 import argparse
@@ -161,6 +162,55 @@ def drain_collector(vhost, store_url, spans, workers, workdir):
     return elapsed
 
 
+def backlog_rss(vhost, store_url, workdir, seconds):
+    """Peak RSS of the one worker draining the queue, sampled twice a
+    second for `seconds` (or until done); returns (MiB, events drained)."""
+    depth = vhost.depth()
+    config = os.path.join(workdir, "rss.conf")
+    with open(config, "w") as out:
+        out.write(f"[DEFAULT]\ntransport_url = {vhost.url}\n"
+                  f"log_file = {workdir}/rss.log\n[collector]\n"
+                  f"exchanges = openstack\nbatch_size = {BATCH_SIZE}\n"
+                  f"stats_interval = 0\n[storage]\n"
+                  f"connection = {store_url}\n")
+    process = subprocess.Popen(
+        [os.path.join(BIN_DIR, "osprof-collector"), "--config-file",
+         config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak_kib = 0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for pid in _children(process.pid):
+                peak_kib = max(peak_kib, _status_kib(pid, "VmHWM"))
+            if vhost.depth() == 0:
+                break
+            time.sleep(0.5)
+        drained = depth - vhost.depth()
+    finally:
+        process.terminate()
+        process.wait(300)
+    return peak_kib / 1024, drained
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _status_kib(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
 def _log_count(path, text):
     try:
         with open(path) as log:
@@ -210,6 +260,11 @@ def main():
     parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--backlog", type=int, default=0,
+                        help="also measure the peak RSS of a worker "
+                             "draining a backlog of this many events "
+                             "(e.g. 1000000)")
+    parser.add_argument("--backlog-seconds", type=int, default=300)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="osprof-bench-")
     vhost = Vhost()
@@ -235,6 +290,15 @@ def main():
             if 1 in rates and 2 in rates:
                 print(f"collector {kind}: 2 workers / 1 worker = "
                       f"{rates[2] / rates[1]:.2f}", flush=True)
+        if args.backlog:
+            started = time.monotonic()
+            queued, _spans = fill(vhost, args.backlog)
+            print(f"backlog: {queued:,} events queued in "
+                  f"{time.monotonic() - started:.0f} s", flush=True)
+            peak, drained = backlog_rss(vhost, stores.fresh("sqlite"),
+                                        workdir, args.backlog_seconds)
+            print(f"backlog: worker peak RSS {peak:.0f} MiB while draining "
+                  f"{drained:,} of {queued:,} queued events", flush=True)
     finally:
         vhost.delete()
         stores.cleanup()
