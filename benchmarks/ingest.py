@@ -20,10 +20,8 @@ needs the test role (tools/run-tests.sh creates it).
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -35,18 +33,16 @@ import kombu  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 import oslo_messaging  # noqa: E402
 import psutil  # noqa: E402
-import psycopg2  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 
 from osprof_collector import storage  # noqa: E402
 from osprof_collector.storage import sql  # noqa: E402
+from stores import Stores  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.dirname(sys.executable)
 RABBIT = "guest:guest@127.0.0.1:5672"
-PG_ADMIN = "host=127.0.0.1 user=osprof password=osprof dbname=postgres"
-PG_URL = "postgresql+psycopg2://osprof:osprof@127.0.0.1:5432/{}"
 SPANS_PER_TRACE = 201  # the producer's "siblings" scenario
 BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "200"))
 
@@ -236,35 +232,6 @@ def _complete(store):
             sql.spans_table.c.finished_at.is_not(None))).scalar()
 
 
-class Stores:
-    """A fresh database per measurement."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.databases = []
-
-    def fresh(self, kind):
-        name = f"osprof_bench_{uuid.uuid4().hex[:8]}"
-        if kind == "sqlite":
-            return f"sqlite:///{self.workdir}/{name}.db"
-        _pg(f"CREATE DATABASE {name}")
-        self.databases.append(name)
-        return PG_URL.format(name)
-
-    def cleanup(self):
-        for name in self.databases:
-            _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _pg(sql):
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30000)
@@ -276,9 +243,9 @@ def main():
                              "(e.g. 1000000)")
     parser.add_argument("--backlog-seconds", type=int, default=300)
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="osprof-bench-")
     vhost = Vhost()
-    stores = Stores(workdir)
+    stores = Stores()
+    workdir = stores.workdir
     rows = []
     try:
         sent, spans = fill(vhost, args.events)
@@ -312,7 +279,6 @@ def main():
     finally:
         vhost.delete()
         stores.cleanup()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

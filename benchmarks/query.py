@@ -17,34 +17,21 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
-import psycopg2
 
 from osprof_collector import events
 from osprof_collector import query
 from osprof_collector import spans
 from osprof_collector import storage
 from osprof_collector.render import FORMATS
+from stores import Stores
 
 BIN_DIR = os.path.dirname(sys.executable)
-PG_ADMIN = "host=127.0.0.1 user=osprof password=osprof dbname=postgres"
-PG_URL = "postgresql+psycopg2://osprof:osprof@127.0.0.1:5432/{}"
 EPOCH = datetime.datetime(2026, 11, 1)
-
-
-def _pg(sql):
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
 
 
 def event(name, phase, base_id, trace_id, parent_id, at):
@@ -150,26 +137,14 @@ def main():
     parser.add_argument("--list-spans", type=int, default=1000000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="osprof-bench-")
-    databases = []
-
-    def fresh(kind):
-        name = f"osprof_bench_{uuid.uuid4().hex[:8]}"
-        if kind == "sqlite":
-            return f"sqlite:///{workdir}/{name}.db"
-        _pg(f"CREATE DATABASE {name}")
-        databases.append(name)
-        return PG_URL.format(name)
-
+    stores = Stores()
     try:
         for kind in args.stores.split(","):
-            bench_show(kind, fresh(kind), args.show_spans)
+            bench_show(kind, stores.fresh(kind), args.show_spans)
             if args.list_spans:
-                bench_list(kind, fresh(kind), args.list_spans)
+                bench_list(kind, stores.fresh(kind), args.list_spans)
     finally:
-        for name in databases:
-            _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        shutil.rmtree(workdir, ignore_errors=True)
+        stores.cleanup()
 
 
 if __name__ == "__main__":
