@@ -3,6 +3,7 @@ import uuid
 
 import psycopg2
 import pytest
+import sqlalchemy as sa
 
 # tools/run-tests.sh creates this role (CREATEDB, password login), so the
 # suite runs the same under trust and password authentication.
@@ -31,6 +32,28 @@ def postgres_url():
     _postgres_admin(f"CREATE DATABASE {dbname}")
     yield POSTGRES_URL.format(dbname=dbname)
     _postgres_admin(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+
+
+# tools/run-tests.sh creates this user, allowed to create osprof_test_*
+# databases.
+MYSQL_ADMIN = os.environ.get("OSPROF_COLLECTOR_TEST_MYSQL_ADMIN",
+                             "osprof:osprof@127.0.0.1:3306")
+MYSQL_URL = os.environ.get(
+    "OSPROF_COLLECTOR_TEST_MYSQL_URL",
+    "mysql+pymysql://osprof:osprof@127.0.0.1:3306/{dbname}")
+
+
+@pytest.fixture
+def mysql_url():
+    """A MySQL/MariaDB database of this test's own, dropped afterwards."""
+    dbname = f"osprof_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(f"mysql+pymysql://{MYSQL_ADMIN}/")
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {dbname} CHARACTER SET utf8mb4")
+    yield MYSQL_URL.format(dbname=dbname)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {dbname}")
+    admin.dispose()
 
 
 @pytest.fixture

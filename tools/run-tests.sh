@@ -9,6 +9,8 @@
 #     tests create a vhost of their own with it: run as root);
 #   - PostgreSQL listening on 127.0.0.1:5432 with a role osprof (password
 #     osprof, LOGIN CREATEDB) that can log in over TCP with its password;
+#   - MariaDB listening on 127.0.0.1:3306 with a user osprof (password
+#     osprof) that may create osprof_test_* databases;
 #   - Debian's chromium, which renders the HTML report in its tests;
 #   - a virtualenv with the project and test-requirements.txt installed.
 # Then it runs "python -m pytest ARGS" (ARGS default to "tests": the whole
@@ -259,6 +261,51 @@ SQL
     say "PostgreSQL is ready; role $PG_ROLE can log in"
 }
 
+# -- MariaDB (the storage contract suite runs on MySQL too) -----------------
+
+mariadb_user_ok() {
+    mysql -h 127.0.0.1 -P 3306 -u osprof -posprof -e 'SELECT 1' \
+        </dev/null >/dev/null 2>&1
+}
+
+ensure_mariadb() {
+    if ! command -v mysql >/dev/null || [[ ! -x /usr/sbin/mariadbd ]]; then
+        apt_install "MariaDB" mariadb-server mariadb-client
+        [[ -x /usr/sbin/mariadbd ]] || die "mariadb-server did not install"
+    fi
+    if ! listening 3306; then
+        is_root || die "MariaDB is not running on 127.0.0.1:3306; start" \
+            "it (as root: start-stop-daemon --start --background --exec" \
+            "/usr/sbin/mariadbd)"
+        say "starting MariaDB"
+        install -d -o mysql -g mysql /run/mysqld
+        start-stop-daemon --start --oknodo --background \
+            --exec /usr/sbin/mariadbd </dev/null
+    fi
+    local deadline=$((SECONDS + WAIT))
+    until mysqladmin ping -h 127.0.0.1 -P 3306 --silent </dev/null \
+        >/dev/null 2>&1 || mariadb_user_ok; do
+        ((SECONDS < deadline)) || die "MariaDB is not ready on" \
+            "127.0.0.1:3306 after ${WAIT}s; see /var/log/mysql/"
+        sleep 1
+    done
+    if mariadb_user_ok; then
+        say "MariaDB is ready; user osprof can log in"
+        return
+    fi
+    is_root || die "MariaDB user osprof cannot log in on 127.0.0.1; create" \
+        "it as in ensure_mariadb of $0"
+    say "creating MariaDB user osprof (databases osprof_test_*)"
+    # As root over the socket (unix_socket authentication on Debian).
+    mysql -u root </dev/null <<'SQL'
+CREATE USER IF NOT EXISTS 'osprof'@'127.0.0.1' IDENTIFIED BY 'osprof';
+GRANT ALL PRIVILEGES ON `osprof\_test\_%`.* TO 'osprof'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+    mariadb_user_ok || die "MariaDB user osprof still cannot log in"
+    say "MariaDB is ready; user osprof can log in"
+}
+
 # -- Chromium (the HTML report is tested in a real browser) ----------------
 
 ensure_chromium() {
@@ -276,6 +323,7 @@ main() {
     cd "$ROOT"
     ensure_rabbitmq
     ensure_postgresql
+    ensure_mariadb
     ensure_chromium
     ensure_venv tests -e . -r test-requirements.txt
     (($#)) || set -- tests

@@ -3,6 +3,7 @@
 import dataclasses
 import datetime
 import logging
+import time
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -70,6 +71,10 @@ workers_table = sa.Table(
     sa.Column("last_write", Timestamp),
 )
 
+DEADLOCK_ATTEMPTS = 5
+# PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
+# wait timeout.
+DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
 MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
 
@@ -107,14 +112,22 @@ class SQLDriver(base.StorageDriver):
         if not merged:
             return
         base_ids = sorted({s.base_id for s in merged})
-        try:
-            with self.engine.begin() as conn:
-                self._lock_summaries(conn, base_ids)
-                conn.execute(self._span_upsert(),
-                             [_span_row(s) for s in merged])
-                self._refresh_summaries(conn, base_ids)
-        except sa_exc.SQLAlchemyError as exc:
-            raise self._error("write failed", exc) from None
+        rows = [_span_row(s) for s in merged]
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    self._lock_summaries(conn, base_ids)
+                    conn.execute(self._span_upsert(), rows)
+                    self._refresh_summaries(conn, base_ids)
+                return
+            except sa_exc.DBAPIError as exc:
+                # InnoDB's gap locks can deadlock concurrent upserts of
+                # unrelated rows; the transaction is safe to run again.
+                if not _is_deadlock(exc) or attempt == DEADLOCK_ATTEMPTS:
+                    raise self._error("write failed", exc) from None
+                time.sleep(0.01 * attempt)
+            except sa_exc.SQLAlchemyError as exc:
+                raise self._error("write failed", exc) from None
 
     def _lock_summaries(self, conn, base_ids):
         # Writers of the same trace queue up here, in base_id order (no
@@ -131,7 +144,12 @@ class SQLDriver(base.StorageDriver):
             return postgresql.insert(table).on_conflict_do_nothing()
         if self.dialect == "sqlite":
             return sqlite.insert(table).on_conflict_do_nothing()
-        return mysql.insert(table).prefix_with("IGNORE")
+        # INSERT IGNORE would take shared locks that the FOR UPDATE below
+        # then upgrades: two writers deadlock. A no-op update locks at once.
+        stmt = mysql.insert(table)
+        return stmt.on_duplicate_key_update(
+            {table.primary_key.columns[0].name: stmt.inserted[
+                table.primary_key.columns[0].name]})
 
     def _span_upsert(self):
         # Known values stay; the new row only fills what is still NULL.
@@ -272,7 +290,8 @@ class SQLDriver(base.StorageDriver):
                 totals = conn.execute(sa.select(
                     sa.func.count(), sa.func.coalesce(sa.func.sum(
                         t.span_count), 0),
-                    sa.func.count().filter(t.error.is_(True)),
+                    sa.func.coalesce(sa.func.sum(
+                        sa.case((t.error.is_(True), 1), else_=0)), 0),
                     sa.func.min(t.started_at), sa.func.max(t.finished_at))
                     .where(t.span_count > 0)).one()
                 per_service = conn.execute(
@@ -373,6 +392,13 @@ def _row_summary(row):
 
 def _text(value):
     return None if value is None else str(value)
+
+
+def _is_deadlock(exc):
+    orig = exc.orig
+    code = (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+            or (orig.args[0] if orig.args else None))
+    return code in DEADLOCK_CODES
 
 
 def _earliest(a, b):

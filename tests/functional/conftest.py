@@ -189,7 +189,7 @@ def _complete(store, trace):
 # -- one fixture per storage driver, for the contract suite --------------
 
 MONGODB_URL = os.environ.get("OSPROF_COLLECTOR_TEST_MONGODB_URL")
-DRIVERS = ["sqlite", "postgresql", "mongomock", "mongodb"]
+DRIVERS = ["sqlite", "postgresql", "mysql", "mongomock", "mongodb"]
 
 
 @pytest.fixture(params=DRIVERS)
@@ -202,6 +202,9 @@ def store_url_factory(request, tmp_path):
         factory = functools.partial(storage.get_driver, url)
     elif name == "postgresql":
         url = request.getfixturevalue("postgres_url")
+        factory = functools.partial(storage.get_driver, url)
+    elif name == "mysql":
+        url = request.getfixturevalue("mysql_url")
         factory = functools.partial(storage.get_driver, url)
     elif name == "mongomock":
         from tests import mongomock_adapter
