@@ -18,8 +18,7 @@ LOG = logging.getLogger(__name__)
 class Stats:
     """Counters a worker reports in its statistics line and heartbeat."""
 
-    FIELDS = ("received", "spans_written", "invalid", "requeued",
-              "store_errors")
+    FIELDS = storage_base.COUNTERS
 
     def __init__(self):
         self._lock = threading.Lock()

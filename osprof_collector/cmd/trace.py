@@ -188,11 +188,6 @@ class Status(lister.Lister):
     Exit status 1 unless at least one worker's heartbeat is recent.
     """
 
-    # endpoint.Stats.FIELDS, named here to keep the daemon's messaging
-    # libraries out of the command line tool
-    COUNTS = ("received", "spans_written", "invalid", "requeued",
-              "store_errors")
-
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("--stale-after", type=float, default=STALE_AFTER,
@@ -221,10 +216,10 @@ class Status(lister.Lister):
         ages = [(now - h.updated_at).total_seconds() for h in heartbeats]
         self.newest_age = min(ages)
         headers = ("worker", "host", "pid", "started_at", "heartbeat_age_s",
-                   *self.COUNTS, "last_write", "state")
+                   *base.COUNTERS, "last_write", "state")
         return headers, [
             (h.worker, h.host, h.pid, _iso(h.started_at), round(age, 1),
-             *(h.counts.get(name) for name in self.COUNTS),
+             *(h.counts.get(name) for name in base.COUNTERS),
              _iso(h.last_write), "ok" if age <= args.stale_after else "stale")
             for h, age in zip(heartbeats, ages)]
 

@@ -45,6 +45,11 @@ class TraceFilter:
     min_duration_ms: float | None = None
 
 
+# The counters every worker keeps, reports in its log and heartbeat.
+COUNTERS = ("received", "spans_written", "invalid", "requeued",
+            "store_errors")
+
+
 @dataclasses.dataclass
 class Heartbeat:
     """What one collector worker last said about itself."""

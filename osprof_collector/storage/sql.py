@@ -75,8 +75,7 @@ DEADLOCK_ATTEMPTS = 5
 # PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
 # wait timeout.
 DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
-SPAN_COLUMNS = [c.name for c in spans_table.columns]
-MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
+MERGED_COLUMNS = [c.name for c in spans_table.columns if c.name != "trace_id"]
 
 
 class SQLDriver(base.StorageDriver):
@@ -133,13 +132,15 @@ class SQLDriver(base.StorageDriver):
         # Writers of the same trace queue up here, in base_id order (no
         # deadlock), so each recomputes the summary over committed spans.
         rows = [{"base_id": b} for b in base_ids]
-        conn.execute(self._insert_ignore(traces_table), rows)
+        conn.execute(self._summary_rows_insert(), rows)
         if self.dialect != "sqlite":  # SQLite already writes one at a time
             conn.execute(sa.select(traces_table.c.base_id)
                          .where(traces_table.c.base_id.in_(base_ids))
                          .order_by(traces_table.c.base_id).with_for_update())
 
-    def _insert_ignore(self, table):
+    def _summary_rows_insert(self):
+        """Insert the summary rows that do not exist yet."""
+        table = traces_table
         if self.dialect == "postgresql":
             return postgresql.insert(table).on_conflict_do_nothing()
         if self.dialect == "sqlite":
@@ -147,9 +148,7 @@ class SQLDriver(base.StorageDriver):
         # INSERT IGNORE would take shared locks that the FOR UPDATE below
         # then upgrades: two writers deadlock. A no-op update locks at once.
         stmt = mysql.insert(table)
-        return stmt.on_duplicate_key_update(
-            {table.primary_key.columns[0].name: stmt.inserted[
-                table.primary_key.columns[0].name]})
+        return stmt.on_duplicate_key_update(base_id=stmt.inserted.base_id)
 
     def _span_upsert(self):
         # Known values stay; the new row only fills what is still NULL.
