@@ -130,10 +130,13 @@ def collector_factory(tmp_path):
 
 
 def start_producer(transport_url, exchange, service, scenario, count,
-                   pause=0.0):
+                   pause=0.0, stop_file=None):
+    """A producer process; with stop_file it sends count traces, then
+    goes on until that file exists."""
+    extra = [str(stop_file)] if stop_file else []
     return subprocess.Popen(
         [sys.executable, "-m", "tests.functional.producer", transport_url,
-         exchange, service, scenario, str(count), str(pause)],
+         exchange, service, scenario, str(count), str(pause), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 

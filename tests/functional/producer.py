@@ -5,10 +5,15 @@ the given transport URL and control exchange, then prints one JSON line per
 trace describing the spans it emitted (trace_id, parent_id, name), so the
 tests know exactly what the collector must store.
 
-    python -m tests.functional.producer URL EXCHANGE SERVICE SCENARIO COUNT
+    python -m tests.functional.producer URL EXCHANGE SERVICE SCENARIO COUNT \
+        [PAUSE [STOP_FILE]]
+
+With STOP_FILE it sends COUNT traces, then goes on until that file exists,
+so that a test can be sure the stream is still flowing while it acts.
 """
 
 import json
+import os
 import sys
 import time
 import warnings
@@ -113,7 +118,8 @@ SCENARIOS = {f.__name__: f for f in (nested, siblings, dashes, raises,
                                      unfinished)}
 
 
-def main(url, exchange, service, scenario, count, pause=0.0):
+def main(url, exchange, service, scenario, count, pause=0.0,
+         stop_file=None):
     conf = cfg.ConfigOpts()
     conf([], project="producer")
     oslo_messaging.get_notification_transport(conf, url=url).cleanup()
@@ -121,7 +127,8 @@ def main(url, exchange, service, scenario, count, pause=0.0):
     notifier.set(notifier.create("messaging://", project=exchange,
                                  service=service, host=f"{service}-host",
                                  conf=conf, transport_url=url, context={}))
-    for _ in range(count):
+    sent = 0
+    while sent < count or (stop_file and not os.path.exists(stop_file)):
         rec = Recorder()
         profiler.init(HMAC_KEY)
         SCENARIOS[scenario](rec)
@@ -130,9 +137,11 @@ def main(url, exchange, service, scenario, count, pause=0.0):
         print(json.dumps({"base_id": base_id, "service": service,
                           "project": exchange, "spans": rec.spans}),
               flush=True)
+        sent += 1
         time.sleep(pause)
 
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4],
-         int(sys.argv[5]), float(sys.argv[6]) if len(sys.argv) > 6 else 0.0)
+         int(sys.argv[5]), float(sys.argv[6]) if len(sys.argv) > 6 else 0.0,
+         sys.argv[7] if len(sys.argv) > 7 else None)

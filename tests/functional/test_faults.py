@@ -53,9 +53,12 @@ def span_total(traces):
 # -- 1. crash ----------------------------------------------------------------
 
 def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(
-        rabbit_url, postgres_url, collector_factory):
+        rabbit_url, postgres_url, collector_factory, tmp_path):
+    # The producers go on until every kill is done: each one lands while
+    # events are flowing, however fast this machine drains them.
+    stop_file = tmp_path / "stop-producers"
     producers = [start_producer(rabbit_url, exchange, service, "siblings",
-                                12, 0.2)
+                                12, 0.2, stop_file)
                  for exchange, service in [("nova", "api"),
                                            ("nova", "conductor"),
                                            ("cinder", "volume"),
@@ -74,6 +77,7 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(
         time.sleep(0.5)
         collector.kill_hard()
         kills += 1
+    stop_file.touch()
     collector.start()
     traces = finish_producers(producers)
     wait_until_stored(postgres_url, traces, timeout=300)
