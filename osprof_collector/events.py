@@ -15,6 +15,14 @@ PHASES = ("start", "stop")
 UUID_FORM = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                        r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 REQUIRED_KEYS = ("name", "base_id", "trace_id", "parent_id", "timestamp")
+# What the store keeps of a payload besides info; anything else osprofiler
+# may add later is kept too, cleaned and bounded like info.
+LABEL_KEYS = ("project", "service")
+# Names, projects, services and hosts are indexed and listed: keep them short.
+MAX_LABEL_LENGTH = 255
+# Every store keeps these (MySQL's DATETIME starts at year 1000), and
+# osprofiler's clock is UTC now: older is a broken clock or a forgery.
+EARLIEST = datetime.datetime(1970, 1, 1)
 TRUNCATED_KEY = "osprof_truncated"
 # MongoDB refuses documents nested deeper than 100 levels; stay well below.
 MAX_INFO_DEPTH = 32
@@ -58,17 +66,23 @@ def parse(payload, max_info_bytes=65536):
         ids[key] = normalise_uuid(payload[key])
         if ids[key] is None:
             return InvalidEvent(f"{key} is not a UUID string")
+    if ids["trace_id"] in (ids["base_id"], ids["parent_id"]):
+        # osprofiler gives every call an id of its own; a span that is its
+        # own parent or the trace itself would hang nowhere in the tree.
+        return InvalidEvent("trace_id equals base_id or parent_id")
     name, phase = _split_name(payload["name"])
     if name is None:
         return InvalidEvent("name is not a string ending in -start or -stop")
     timestamp = parse_timestamp(payload["timestamp"])
     if timestamp is None:
         return InvalidEvent("timestamp is not an ISO 8601 date and time")
+    if timestamp < EARLIEST:
+        return InvalidEvent("timestamp is before 1970")
     info = payload.get("info", {})
     if not isinstance(info, dict):
         return InvalidEvent(f"info is {type(info).__name__}, not a dict")
     labels = {}
-    for key in ("project", "service"):
+    for key in LABEL_KEYS:
         value = payload.get(key)
         if value is not None and not isinstance(value, str):
             return InvalidEvent(
@@ -76,19 +90,37 @@ def parse(payload, max_info_bytes=65536):
         labels[key] = _clean(value)
     bounded = bound_info(info, max_info_bytes)
     host = bounded.get("host")
-    if (bounded is info and "info" in payload
-            and all(payload[k] == v for k, v in ids.items())
-            and all(isinstance(v, str) and "\x00" not in v
-                    for k, v in payload.items() if k != "info")):
+    host = _clean(host) if isinstance(host, str) else None
+    for key, value in (("name", name), ("host", host), *labels.items()):
+        if value is not None and len(value) > MAX_LABEL_LENGTH:
+            return InvalidEvent(
+                f"{key} is longer than {MAX_LABEL_LENGTH} characters")
+    if bounded is info and "info" in payload and _storable(payload, ids):
         clean_payload = payload  # the usual case: already storable
     else:
-        clean_payload = {k: _clean(v) for k, v in payload.items()
-                         if k != "info"}
-        clean_payload.update(ids)
+        known = {**{k: payload[k] for k in REQUIRED_KEYS}, **ids}
+        for key in LABEL_KEYS:
+            if key in payload:
+                known[key] = labels[key]
+        extra = {k: v for k, v in payload.items()
+                 if k not in known and k != "info"}
+        clean_payload = bound_info(extra, max_info_bytes) if extra else {}
+        clean_payload.update(known)
+        clean_payload["name"] = _clean(clean_payload["name"])
         clean_payload["info"] = bounded
     return Event(name=_clean(name), phase=phase, timestamp=timestamp,
-                 host=host if isinstance(host, str) else None,
-                 info=bounded, payload=clean_payload, **ids, **labels)
+                 host=host, info=bounded, payload=clean_payload, **ids,
+                 **labels)
+
+
+def _storable(payload, ids):
+    """Whether a payload can be stored as it came: canonical ids, and
+    nothing but short plain strings besides info."""
+    return (all(payload[k] == v for k, v in ids.items())
+            and all(type(k) is str and "\x00" not in k
+                    and (k == "info" or type(v) is str and "\x00" not in v
+                         and len(v) <= MAX_LABEL_LENGTH)
+                    for k, v in payload.items()))
 
 
 def normalise_uuid(value):

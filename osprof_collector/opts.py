@@ -29,8 +29,9 @@ collector_opts = [
     cfg.IntOpt("workers", default=1, min=1,
                help="Worker processes, each with its own connection to the "
                     "broker and to the store."),
-    cfg.IntOpt("max_info_bytes", default=65536, min=1024,
-               help="Largest JSON size of an event's info kept in the "
+    cfg.IntOpt("max_info_bytes", default=65536, min=1024, max=4194304,
+               help="Largest JSON size of an event's info (and of any "
+                    "other entry beside osprofiler's own) kept in the "
                     "store; bigger ones keep their small entries and say "
                     "what was cut under 'osprof_truncated'."),
     cfg.IntOpt("stats_interval", default=60, min=0,
@@ -55,7 +56,8 @@ storage_opts = [
                     "sqlite, postgresql[+driver], mysql[+driver]."),
     cfg.IntOpt("ttl", default=0, min=0,
                help="Seconds to keep a trace after its last event; 0 keeps "
-                    "traces forever."),
+                    "traces forever. MongoDB's TTL indexes remove each span "
+                    "this long after its own last event."),
     cfg.IntOpt("purge_interval", default=3600, min=60,
                help="Seconds between two purges of expired traces when ttl "
                     "is set and the store has no TTL index of its own (SQL "

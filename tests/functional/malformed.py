@@ -2,7 +2,9 @@
 
 Every payload here must be refused by events.parse(): each breaks one rule
 (a required key missing or of the wrong type, an id that is not a UUID, an
-operator-like value, an impossible timestamp, an info that is not a dict).
+operator-like value, an impossible or pre-1970 timestamp, an info that is
+not a dict, a span that is its own parent, a name or label too long to
+index).
 """
 
 import random
@@ -21,7 +23,8 @@ BAD_NAMES = ["db", "-start", "-stop", "db-begin", "db-start ", "DB-START",
 BAD_TIMESTAMPS = ["2026-13-01T00:00:00", "2026-02-30T12:00:00",
                   "2026-11-26T25:00:00", "yesterday", "", "0000-00-00",
                   "2026-11-26T12:00:00+25:00", "1e10", 1700000000,
-                  "9" * 64] + OPERATORS
+                  "9" * 64, "0005-01-01T00:00:00",
+                  "1969-12-31T23:59:59.999999"] + OPERATORS
 BAD_INFO = ["host=node-1", ["host", "node-1"], 7, 0.5, True]
 
 
@@ -70,12 +73,23 @@ def _bad_label(rng, payload):
     return payload
 
 
+def _self_parent(rng, payload):
+    payload["trace_id"] = payload[rng.choice(["base_id", "parent_id"])]
+    return payload
+
+
+def _too_long(rng, payload):
+    key = rng.choice(["name", "project", "service"])
+    payload[key] = "x" * rng.randint(256, 5000) + payload.get(key, "")
+    return payload
+
+
 def _not_a_dict(rng, payload):
     return rng.choice(["db-start", 42, None, [payload], ""])
 
 
 BREAKERS = [_missing_key, _wrong_type, _bad_id, _bad_name, _bad_timestamp,
-            _bad_info, _bad_label, _not_a_dict]
+            _bad_info, _bad_label, _self_parent, _too_long, _not_a_dict]
 
 
 def corpus(count, seed=20261126):

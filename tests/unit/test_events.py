@@ -152,3 +152,44 @@ def test_stop_with_error():
         "etype": "ValueError", "message": "boom"})
     event = events.parse(stop)
     assert event.phase == "stop" and event.info["etype"] == "ValueError"
+
+
+@pytest.mark.parametrize("text", ["0005-01-01T00:00:00",
+                                  "1969-12-31T23:59:59.999999"])
+def test_timestamps_before_1970_are_invalid(text):
+    assert events.parse(valid_payload(timestamp=text)) == \
+        events.InvalidEvent("timestamp is before 1970")
+
+
+@pytest.mark.parametrize("key", ["base_id", "parent_id"])
+def test_a_span_cannot_be_its_own_parent_or_the_trace(key):
+    payload = valid_payload()
+    payload["trace_id"] = payload[key]
+    assert events.parse(payload) == events.InvalidEvent(
+        "trace_id equals base_id or parent_id")
+
+
+@pytest.mark.parametrize("key", ["name", "project", "service", "host"])
+def test_labels_are_short_enough_to_index(key):
+    payload = valid_payload()
+    if key == "host":
+        payload["info"]["host"] = "h" * 256
+    else:
+        payload[key] = "x" * 256 + payload[key]
+    assert events.parse(payload) == events.InvalidEvent(
+        f"{key} is longer than {events.MAX_LABEL_LENGTH} characters")
+
+
+def test_whole_payload_is_made_storable_and_bounded():
+    payload = valid_payload(**{"nul\x00key": "v", "huge": "x" * 200000,
+                               "nested": {"$where": {"a.b": "c\x00"}},
+                               "count": 2 ** 70})
+    event = events.parse(payload, max_info_bytes=4096)
+    stored = event.payload
+    assert "nul\ufffdkey" in stored and "huge" not in stored
+    assert stored[events.TRUNCATED_KEY]["keys"] == ["huge"]
+    assert stored["nested"] == {"$where": {"a.b": "c\ufffd"}}
+    assert stored["count"] == str(2 ** 70)
+    for key in events.REQUIRED_KEYS + ("project", "service", "info"):
+        assert stored[key] == payload[key]
+    assert len(json.dumps(stored)) < 2 * 4096
