@@ -31,7 +31,6 @@ def build_report(base_id, spans):
         entry["count"] += 1
         entry["duration"] += node["info"]["finished"] - node["info"]["started"]
     roots = []
-    open_count = orphan_count = 0
     for node in nodes.values():
         parent = nodes.get(node["parent_id"])
         if parent is not None:
@@ -39,11 +38,12 @@ def build_report(base_id, spans):
         else:
             node["orphan"] = node["parent_id"] != base_id
             roots.append(node)
-        open_count += node["open"]
-        orphan_count += node["orphan"]
+    roots.extend(_break_cycles(nodes, roots))
     for node in nodes.values():
         node["children"].sort(key=_started)
     roots.sort(key=_started)
+    open_count = sum(node["open"] for node in nodes.values())
+    orphan_count = sum(node["orphan"] for node in nodes.values())
     return {
         "info": {
             "name": "total",
@@ -59,6 +59,23 @@ def build_report(base_id, spans):
         "open_spans": open_count,
         "orphans": orphan_count,
     }
+
+
+def _break_cycles(nodes, roots):
+    """Spans whose parents lead back to themselves hang under no root:
+    detach one span of each such loop and return it as an orphan root, so
+    that every span is shown."""
+    reached = {node["trace_id"] for node, _ in walk({"children": roots})}
+    new_roots = []
+    for node in sorted(nodes.values(), key=_started):
+        if node["trace_id"] in reached:
+            continue
+        nodes[node["parent_id"]]["children"].remove(node)
+        node["orphan"] = True
+        new_roots.append(node)
+        reached.update(n["trace_id"]
+                       for n, _ in walk({"children": [node]}))
+    return new_roots
 
 
 def _started(node):

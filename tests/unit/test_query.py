@@ -148,3 +148,20 @@ def test_started_at_is_unchanged_by_rendering():
     partial = spans.pair(events.parse(p) for p in raw)
     query.build_report(base_id, partial)
     assert partial[0].started_at == datetime.datetime(2026, 11, 1, 12)
+
+
+def test_spans_whose_parents_loop_are_shown_as_orphans():
+    base_id = payloads.new_id()
+    a_id, b_id, c_id = (payloads.new_id() for _ in range(3))
+    # a and b are each other's parent; c hangs under b: none reaches base_id
+    loop = (payloads.call("a", base_id, b_id, 0, 10, trace_id=a_id)
+            + payloads.call("b", base_id, a_id, 1, 9, trace_id=b_id)
+            + payloads.call("c", base_id, b_id, 2, 3, trace_id=c_id)
+            + payloads.call("root", base_id, base_id, 20, 30))
+    report = our_report(base_id, loop)
+    shown = {node["trace_id"]: depth for node, depth in query.walk(report)}
+    assert len(shown) == report["span_count"] == 4
+    assert [n["info"]["name"] for n in report["children"]] == ["a", "root"]
+    assert report["children"][0]["orphan"] is True
+    assert shown[b_id] == 1 and shown[c_id] == 2
+    assert report["orphans"] == 1
