@@ -26,7 +26,7 @@ URL = "mongodb://localhost/osprof_test"
 def driver_factory():
     """A callable opening drivers that all share one in-memory server."""
     client = _Client(mongomock.MongoClient(URL))
-    return lambda ttl=0: mongodb.MongoDBDriver(URL, ttl=ttl, client=client)
+    return lambda ttl=None: mongodb.MongoDBDriver(URL, ttl=ttl, client=client)
 
 
 class _Client:

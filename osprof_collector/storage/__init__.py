@@ -51,12 +51,12 @@ def check_url(url):
     _driver_class(url).check_url(url)
 
 
-def get_driver(url, ttl=0):
+def get_driver(url, ttl=None):
     """Load and open the driver for the URL's scheme."""
     return _driver_class(url)(url, ttl=ttl)
 
 
-def connect(url, ttl=0, max_attempts=0, max_interval=30.0):
+def connect(url, ttl=None, max_attempts=0, max_interval=30.0):
     """get_driver(), retried with exponential backoff while unreachable.
 
     max_attempts=0 retries forever (what a daemon started before its

@@ -72,9 +72,11 @@ class StorageDriver(abc.ABC):
     exactly one span per trace_id and an exact summary per base_id.
     """
 
-    def __init__(self, url, ttl=0):
+    def __init__(self, url, ttl=None):
         self.url = url
-        self.ttl = ttl  # seconds; 0 keeps everything
+        # Seconds to keep a trace; 0 keeps everything. None, for readers
+        # such as osprof-trace: leave the retention the collector set.
+        self.ttl = ttl
 
     @classmethod
     def check_url(cls, url):
@@ -123,7 +125,7 @@ class StorageDriver(abc.ABC):
 
     def expire(self, now=None):
         """Purge what [storage] ttl no longer keeps; returns the count."""
-        if self.ttl <= 0 or self.expires_natively:
+        if not self.ttl or self.expires_natively:
             return 0
         now = now or datetime.datetime.utcnow()
         return self.purge(now - datetime.timedelta(seconds=self.ttl))

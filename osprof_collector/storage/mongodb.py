@@ -17,6 +17,7 @@ import collections
 import datetime
 from urllib import parse
 
+from bson import errors as bson_errors
 import pymongo
 from pymongo import errors
 from pymongo import uri_parser
@@ -58,7 +59,7 @@ class MongoDBDriver(base.StorageDriver):
                 f"{mask_password(url)}: invalid MongoDB URL: "
                 f"{_without_password(str(exc), url)}") from None
 
-    def __init__(self, url, ttl=0, client=None):
+    def __init__(self, url, ttl=None, client=None):
         super().__init__(url, ttl)
         if client is None:
             self.check_url(url)
@@ -75,8 +76,9 @@ class MongoDBDriver(base.StorageDriver):
             self.client.admin.command("ping")
             self.spans.create_index("base_id")
             self.traces.create_indexes(TRACE_INDEXES)
-            self._expire(self.spans, "last_seen")
-            self._expire(self.traces, "finished_at")
+            if self.ttl is not None:  # readers leave retention alone
+                self._expire(self.spans, "last_seen")
+                self._expire(self.traces, "finished_at")
         except errors.PyMongoError as exc:
             self.close()
             raise self._error("cannot prepare the database", exc) from None
@@ -134,7 +136,8 @@ class MongoDBDriver(base.StorageDriver):
                 followups.append(_duration_update(base_id))
                 followups.extend(_root_updates(base_id, group))
             self.traces.bulk_write(followups, ordered=False)
-        except errors.PyMongoError as exc:
+        # BSONError: a document the server would refuse (too large...)
+        except (errors.PyMongoError, bson_errors.BSONError) as exc:
             raise self._error("write failed", exc) from None
 
     def write_heartbeat(self, heartbeat):

@@ -80,7 +80,7 @@ MERGED_COLUMNS = [c.name for c in spans_table.columns if c.name != "trace_id"]
 
 class SQLDriver(base.StorageDriver):
 
-    def __init__(self, url, ttl=0):
+    def __init__(self, url, ttl=None):
         super().__init__(url, ttl)
         self.engine = _create_engine(url)
         self.dialect = self.engine.dialect.name
@@ -335,11 +335,12 @@ def _create_engine(url):
     if url.startswith("postgresql+psycopg2://"):
         # psycopg2 would send one UPDATE or upsert per row: batch them.
         kwargs["executemany_mode"] = "values_plus_batch"
-    if url.startswith("sqlite"):
-        # Several workers write the same file: wait for the lock, and let
-        # readers work beside the writer.
-        kwargs["connect_args"] = {"timeout": 60}
     try:
+        if (url.startswith("sqlite")
+                and "timeout" not in sa.engine.make_url(url).query):
+            # Several workers write the same file: wait for the lock
+            # (sqlite:///FILE?timeout=SECONDS says how long).
+            kwargs["connect_args"] = {"timeout": 60}
         engine = sa.create_engine(url, **kwargs)
     except ModuleNotFoundError as exc:
         raise base.ConfigurationError(

@@ -218,7 +218,7 @@ def store_url_factory(request, tmp_path):
         url = MONGODB_URL.rstrip("/") + f"/osprof_test_{uuid.uuid4().hex[:8]}"
         factory = functools.partial(storage.get_driver, url)
 
-    def open_driver(ttl=0):
+    def open_driver(ttl=None):
         driver = factory(ttl=ttl)
         opened.append(driver)
         return driver

@@ -236,16 +236,27 @@ def test_ttl_expiry(store_url_factory):
     store.write_spans(partial_spans(*raw))
     new_id, raw = a_trace(start_ms=ms_ago(0.1))
     store.write_spans(partial_spans(*raw))
+
+    def ttl_indexes():
+        return [i["expireAfterSeconds"]
+                for c in (store.spans, store.traces)
+                for i in c.index_information().values()
+                if "expireAfterSeconds" in i]
+
     if store.expires_natively:
         # the server's TTL monitor removes documents; check it is set up
-        indexes = store.spans.index_information().values()
-        assert any(i.get("expireAfterSeconds") == 3600 for i in indexes)
+        assert ttl_indexes() == [3600, 3600]
         assert store.expire() == 0
+        # a reader (osprof-trace) leaves the collector's retention alone
+        store_url_factory()
+        assert ttl_indexes() == [3600, 3600]
     else:
         assert store.expire() == 1
         assert store.get_trace(old_id) is None
     assert store.get_trace(new_id).span_count == 3
     assert store_url_factory(ttl=0).expire() == 0
+    if store.expires_natively:  # ttl 0 keeps everything from now on
+        assert ttl_indexes() == []
 
 
 STARTED = datetime.datetime(2026, 11, 26, 10, 0, 0, 123456)
