@@ -53,13 +53,13 @@ class Stats:
 
 
 class Backoff:
-    """Paces a worker's store writes while the store is failing.
+    """Paces a worker's store writes.
 
-    While the store works, writes go through at once and in parallel. After
-    a failure, one write at a time may try again, each after a pause that
-    doubles from `initial` up to `maximum`: the batches waiting for their
-    turn stay unacknowledged (the prefetch bounds them), so an unavailable
-    store sees a few attempts a minute, not a redelivery loop.
+    A worker writes one batch at a time: the batches waiting for their turn
+    stay unacknowledged (the prefetch bounds them). After a failure, the
+    next attempt waits a pause that doubles from `initial` up to `maximum`,
+    so an unavailable store sees a few attempts a minute, not a burst of
+    every batch in hand followed by a redelivery loop.
     """
 
     def __init__(self, initial=0.5, maximum=30.0, stopping=None):
@@ -74,9 +74,6 @@ class Backoff:
     @contextlib.contextmanager
     def turn(self):
         """Yield True when a write may be tried, False when stopping."""
-        if not self.delay:
-            yield True
-            return
         while not self._turn.acquire(timeout=0.2):
             if self.stopping.is_set():
                 yield False
