@@ -45,6 +45,31 @@ class TraceFilter:
     min_duration_ms: float | None = None
 
 
+# The percentiles span_latency() gives, each by linear interpolation
+# between the two closest ranks: PostgreSQL's percentile_cont, numpy's
+# default. With n sorted durations x[0..n-1], percentile p is
+# x[lo] + (h - lo) * (x[lo + 1] - x[lo]) where h = (n - 1) * p, lo = floor(h).
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+@dataclasses.dataclass
+class SpanLatency:
+    """Durations of the closed spans of one name, in milliseconds."""
+
+    name: str
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def slowest_first(latencies):
+    """The order span_latency() returns: highest p95 first, then name."""
+    return sorted(latencies, key=lambda row: (-row.p95_ms, row.name))
+
+
 # The counters every worker keeps, reports in its log and heartbeat.
 COUNTERS = ("received", "spans_written", "invalid", "requeued",
             "store_errors")
@@ -98,6 +123,17 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     def list_traces(self, trace_filter=None, limit=20):
         """TraceSummary list, newest first, answered from the summaries."""
+
+    @abc.abstractmethod
+    def span_latency(self, service, name=None, project=None, since=None,
+                     until=None):
+        """SpanLatency per span name (only name's when given) over the
+        closed spans of service, slowest_first().
+
+        Filters: project; since / until bound the span's start (naive UTC,
+        since included, until excluded). Spans without a start or a stop
+        are left out. Computed by the store, never by loading spans.
+        """
 
     @abc.abstractmethod
     def purge(self, older_than):

@@ -75,6 +75,9 @@ class MongoDBDriver(base.StorageDriver):
             self.workers = self.database["workers"]
             self.client.admin.command("ping")
             self.spans.create_index("base_id")
+            # span_latency() reads one service's spans over a time range
+            self.spans.create_index([("service", pymongo.ASCENDING),
+                                     ("started_at", pymongo.ASCENDING)])
             self.traces.create_indexes(TRACE_INDEXES)
             if self.ttl is not None:  # readers leave retention alone
                 self._expire(self.spans, "last_seen")
@@ -205,6 +208,35 @@ class MongoDBDriver(base.StorageDriver):
                 "first_event": _from_micros(totals.get("first_us")),
                 "last_event": _from_micros(totals.get("last_us")),
                 "spans_per_service": dict(spans_per_service)}
+
+    def span_latency(self, service, name=None, project=None, since=None,
+                     until=None):
+        match = _latency_match(service, name, project, since, until)
+        if match is None:
+            return []
+        # The durations, sorted, are pushed (in the order they arrive) into
+        # one array per name on the server, which returns only the values
+        # at the percentiles' ranks ($percentile needs MongoDB 7.0).
+        pipeline = [
+            {"$match": match},
+            {"$project": {"name": 1, "us": _DURATION_US}},
+            {"$sort": {"us": 1}},
+            {"$group": {"_id": "$name", "count": {"$sum": 1},
+                        "mean": {"$avg": "$us"}, "max": {"$max": "$us"},
+                        "sorted": {"$push": "$us"}}},
+            {"$project": {"count": 1, "mean": 1, "max": 1, **{
+                field: _percentile(p)
+                for field, p in PERCENTILE_FIELDS.items()}}},
+        ]
+        try:
+            docs = list(self.spans.aggregate(pipeline, allowDiskUse=True))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return base.slowest_first(
+            base.SpanLatency(doc["_id"], doc["count"], *(
+                doc[field] / 1000
+                for field in ("mean", *PERCENTILE_FIELDS, "max")))
+            for doc in docs)
 
     def get_heartbeats(self):
         try:
@@ -352,6 +384,59 @@ def _trace_query(trace_filter):
     if f.min_duration_ms is not None:
         query["duration_ms"] = {"$gte": f.min_duration_ms}
     return query
+
+
+def _latency_match(service, name, project, since, until):
+    """The $match of span_latency(), or None if it can match nothing."""
+    match = {"finished_at": {"$ne": None}, "started_at": {"$ne": None}}
+    for field, value in (("service", service), ("name", name),
+                         ("project", project)):
+        if value is not None:
+            if not isinstance(value, str):
+                return None
+            match[field] = value
+    bounds = []
+    if since is not None:
+        bounds.append(_started(since, "$gt", "$gte"))
+    if until is not None:
+        bounds.append(_started(until, "$lt", "$lt"))
+    if bounds:
+        match["$and"] = bounds
+    return match
+
+
+def _started(moment, other_ms, same_ms):
+    """started_at compared with a moment to the microsecond: the stored
+    date has only its millisecond, so within that millisecond the stored
+    microsecond decides."""
+    millisecond = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return {"$or": [
+        {"started_at": {other_ms: millisecond}},
+        {"started_at": millisecond,
+         "started_at_microsecond": {same_ms: moment.microsecond}}]}
+
+
+PERCENTILE_FIELDS = {f"p{round(p * 100)}": p for p in base.PERCENTILES}
+
+# A span's exact duration in microseconds: the dates' difference (whole
+# milliseconds) and what each time has beyond its millisecond.
+_DURATION_US = {"$add": [
+    {"$multiply": [{"$subtract": ["$finished_at", "$started_at"]}, 1000]},
+    {"$mod": ["$finished_at_microsecond", 1000]},
+    {"$multiply": [-1, {"$mod": ["$started_at_microsecond", 1000]}]}]}
+
+
+def _percentile(p):
+    """Percentile p of the group's sorted durations, interpolated between
+    the two closest ranks as base.PERCENTILES defines it."""
+    def at(rank):
+        return {"$arrayElemAt": ["$sorted", {"$toInt": rank}]}
+    return {"$let": {
+        "vars": {"h": {"$multiply": [{"$subtract": ["$count", 1]}, p]}},
+        "in": {"$add": [at({"$floor": "$$h"}), {"$multiply": [
+            {"$subtract": ["$$h", {"$floor": "$$h"}]},
+            {"$subtract": [at({"$ceil": "$$h"}),
+                           at({"$floor": "$$h"})]}]}]}}}
 
 
 def _doc_span(doc):

@@ -40,6 +40,11 @@ spans_table = sa.Table(
     sa.Column("start_payload", Payload),
     sa.Column("stop_payload", Payload),
 )
+# span_latency() reads one service's spans over a time range. MySQL indexes
+# a TEXT column only by a prefix.
+spans_by_service = sa.Index(
+    "osprof_spans_service_started", spans_table.c.service,
+    spans_table.c.started_at, mysql_length={"service": 255})
 
 # Per-trace summary, kept exact by write_spans(): listing reads only this.
 # services and projects are stored as "|a|b|" so one LIKE finds a member.
@@ -86,6 +91,8 @@ class SQLDriver(base.StorageDriver):
         self.dialect = self.engine.dialect.name
         try:
             metadata.create_all(self.engine)
+            # create_all() adds no index to a table made by an older version
+            spans_by_service.create(self.engine, checkfirst=True)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             raise self._error("cannot prepare the schema", exc) from None
@@ -304,6 +311,82 @@ class SQLDriver(base.StorageDriver):
                 "spans_per_service": {service or "?": count
                                       for service, count in per_service}}
 
+    def span_latency(self, service, name=None, project=None, since=None,
+                     until=None):
+        s = spans_table.c
+        conditions = [s.service == service, s.started_at.is_not(None),
+                      s.finished_at.is_not(None)]
+        for column, value in ((s.name, name), (s.project, project)):
+            if value is not None:
+                conditions.append(column == value)
+        if since is not None:
+            conditions.append(s.started_at >= since)
+        if until is not None:
+            conditions.append(s.started_at < until)
+        if self.dialect == "postgresql":
+            query = self._latency_percentile_cont(conditions)
+        else:
+            query = self._latency_window(conditions)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        # The mean from the exact sum: MySQL's AVG keeps 4 decimals.
+        return base.slowest_first(
+            base.SpanLatency(span_name, count, float(total) / count / 1000,
+                             *(float(v) / 1000 for v in values))
+            for span_name, count, total, *values in rows)
+
+    def _duration_us(self):
+        """A span's duration in microseconds, exact in every dialect."""
+        s = spans_table.c
+        if self.dialect == "postgresql":
+            return sa.extract("epoch", s.finished_at - s.started_at) * 10**6
+        if self.dialect == "sqlite":
+            return _sqlite_us(s.finished_at) - _sqlite_us(s.started_at)
+        return sa.func.timestampdiff(sa.text("MICROSECOND"), s.started_at,
+                                     s.finished_at)
+
+    def _latency_percentile_cont(self, conditions):
+        """PostgreSQL: its ordered-set aggregate, per name in one pass."""
+        s = spans_table.c
+        duration = self._duration_us()
+        return (sa.select(
+            s.name, sa.func.count(), sa.func.sum(duration),
+            *(sa.func.percentile_cont(p).within_group(duration)
+              for p in base.PERCENTILES),
+            sa.func.max(duration))
+            .where(*conditions).group_by(s.name))
+
+    def _latency_window(self, conditions):
+        """SQLite and MySQL/MariaDB have no percentile aggregate that all
+        their versions share, but window functions (SQLite 3.25, MySQL 8,
+        MariaDB 10.2): rank each duration within its name, then keep the
+        one or two rows around each percentile, weighted by how close
+        they are (linear interpolation). Only durations leave the table.
+        """
+        s = spans_table.c
+        duration = self._duration_us()
+        ranked = sa.select(
+            s.name, duration.label("us"),
+            sa.func.row_number().over(partition_by=s.name,
+                                      order_by=duration).label("nth"),
+            sa.func.count().over(partition_by=s.name).label("n"),
+        ).where(*conditions).subquery()
+        r = ranked.c
+
+        def percentile(p):
+            # how far this row (0-based) is from the percentile's position
+            distance = sa.func.abs(r.nth - 1 - (r.n - 1) * p)
+            return sa.func.sum(sa.case((distance < 1, r.us * (1 - distance)),
+                                       else_=0))
+
+        return (sa.select(r.name, sa.func.count(), sa.func.sum(r.us),
+                          *(percentile(p) for p in base.PERCENTILES),
+                          sa.func.max(r.us))
+                .group_by(r.name))
+
     def get_heartbeats(self):
         try:
             with self.engine.connect() as conn:
@@ -355,6 +438,16 @@ def _create_engine(url):
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
     return engine
+
+
+def _sqlite_us(column):
+    """Microseconds since the UNIX epoch of a time SQLAlchemy stores as
+    'YYYY-MM-DD HH:MM:SS.ffffff': SQLite's date functions keep only
+    milliseconds, so the microseconds are read from the text."""
+    seconds = sa.func.strftime("%s", sa.func.substr(column, 1, 19))
+    micros = sa.func.substr(column, 21, 6)
+    return (sa.cast(seconds, sa.Integer) * 10**6
+            + sa.cast(micros, sa.Integer))
 
 
 def _span_row(span):

@@ -2,6 +2,10 @@
 
 import concurrent.futures
 import datetime
+import random
+import statistics
+
+import pytest
 
 from osprof_collector import endpoint
 from osprof_collector import events
@@ -141,6 +145,9 @@ def test_filter_values_are_never_operators(store):
         assert store.list_traces(base.TraceFilter(name=hostile)) == []
         assert store.get_spans(hostile) == []
         assert store.get_trace(hostile) is None
+        assert store.span_latency(hostile) == []
+        assert store.span_latency("api", name=hostile) == []
+        assert store.span_latency("api", project=hostile) == []
 
 
 def test_hostile_keys_and_values_round_trip(store):
@@ -293,3 +300,118 @@ def test_heartbeats_of_several_workers(store_url_factory):
     for heartbeat in reversed(written):  # each worker has its connection
         store_url_factory().write_heartbeat(heartbeat)
     assert store_url_factory().get_heartbeats() == written
+
+
+# -- span latency --------------------------------------------------------
+
+def a_span(store, name, start_ms, stop_ms, service="api", project="nova"):
+    """One span of a trace of its own; stop_ms None leaves it open."""
+    base_id = payloads.new_id()
+    start, stop = payloads.call(name, base_id, base_id, start_ms,
+                                stop_ms or start_ms, service=service,
+                                project=project)
+    sent = [start] if stop_ms is None else [start, stop]
+    store.write_spans(partial_spans(*sent))
+
+
+def latency(name, count, mean, p50, p95, p99, maximum):
+    return base.SpanLatency(name, count, pytest.approx(mean),
+                            pytest.approx(p50), pytest.approx(p95),
+                            pytest.approx(p99), pytest.approx(maximum))
+
+
+def test_span_latency_interpolates_between_ranks(store):
+    for ms in random.Random(3).sample(range(1, 101), 100):  # any order
+        a_span(store, "db", ms * 1000, ms * 1000 + ms)
+    for ms in (40, 10, 30, 20):
+        a_span(store, "wsgi", ms * 1000, ms * 1000 + ms)
+    a_span(store, "rpc", 0, 7)
+    # n sorted values, percentile p at position h = (n - 1) * p (0-based)
+    db = latency("db", 100, 50.5,
+                 50.5,    # h = 49.5: 50 + 0.5 * (51 - 50)
+                 95.05,   # h = 94.05: 95 + 0.05 * (96 - 95)
+                 99.01,   # h = 98.01
+                 100)
+    wsgi = latency("wsgi", 4, 25,
+                   25,    # h = 1.5: 20 + 0.5 * (30 - 20)
+                   38.5,  # h = 2.85: 30 + 0.85 * (40 - 30)
+                   39.7,  # h = 2.97
+                   40)
+    rpc = latency("rpc", 1, 7, 7, 7, 7, 7)
+    assert store.span_latency("api") == [db, wsgi, rpc]  # slowest p95 first
+    assert store.span_latency("api", name="wsgi") == [wsgi]
+    assert store.span_latency("api", name="nothing") == []
+    assert store.span_latency("nothing") == []
+
+
+def test_span_latency_is_exact_to_the_microsecond(store):
+    a_span(store, "tick", 5000.5, 5000.501)  # 1 us within a millisecond
+    a_span(store, "tick", 5999.999, 6000.002)  # 3 us across a second
+    a_span(store, "tick", 7000.998, 7001.002)  # 4 us across a millisecond
+    assert store.span_latency("api") == [base.SpanLatency(
+        "tick", 3, pytest.approx(0.008 / 3, abs=1e-9),
+        pytest.approx(0.003, abs=1e-9),
+        pytest.approx(0.0039, abs=1e-9),  # h = 1.9: 3 + 0.9 * (4 - 3) us
+        pytest.approx(0.00398, abs=1e-9), pytest.approx(0.004, abs=1e-9))]
+
+
+def test_span_latency_filters(store):
+    minute = 60000
+    a_span(store, "db", 0, 10)
+    a_span(store, "db", minute, minute + 20, project="cinder")
+    a_span(store, "db", 2 * minute, 2 * minute + 30)
+    a_span(store, "db", 2 * minute + 0.5, None)  # open: no duration
+    base_id = payloads.new_id()  # its start never arrived: no duration
+    store.write_spans(partial_spans(payloads.call(
+        "db", base_id, base_id, 3 * minute, 3 * minute + 900)[1]))
+    a_span(store, "db", minute, minute + 500, service="volume")
+
+    def counted(**kwargs):
+        return [(row.name, row.count, row.max_ms)
+                for row in store.span_latency("api", **kwargs)]
+
+    assert counted() == [("db", 3, 30)]
+    assert counted(project="cinder") == [("db", 1, 20)]
+    assert counted(project="glance") == []
+    since = payloads.EPOCH + datetime.timedelta(minutes=1)
+    assert counted(since=since) == [("db", 2, 30)]
+    assert counted(until=since) == [("db", 1, 10)]
+    assert counted(since=since, until=since + datetime.timedelta(
+        minutes=1)) == [("db", 1, 20)]
+    assert counted(until=payloads.EPOCH) == []
+    # A span's start is compared to the microsecond, since included.
+    a_span(store, "late", 5 * minute + 0.5, 5 * minute + 1.5)
+    start = payloads.EPOCH + datetime.timedelta(minutes=5, microseconds=500)
+    micro = datetime.timedelta(microseconds=1)
+    assert counted(name="late", since=start) == [("late", 1, 1)]
+    assert counted(name="late", since=start + micro) == []
+    assert counted(name="late", until=start) == []
+    assert counted(name="late", until=start + micro) == [("late", 1, 1)]
+
+
+def test_span_latency_ties_sort_by_name(store):
+    for name in ("b", "c", "a"):
+        a_span(store, name, 0, 5)
+    assert [row.name for row in store.span_latency("api")] == ["a", "b",
+                                                               "c"]
+
+
+def test_every_store_agrees_with_the_same_definition(store):
+    """Irregular durations (to the microsecond, with ties) against
+    Python's inclusive quantiles: linear interpolation between ranks."""
+    rng = random.Random(11)
+    durations = {"db": [rng.randrange(1, 2000000) / 1000 for _ in range(257)],
+                 "rpc": [rng.choice((1.5, 2.25, 40)) for _ in range(31)],
+                 "wsgi": [rng.expovariate(0.01) // 0.001 / 1000
+                          for _ in range(12)]}
+    for name, values in durations.items():
+        for n, ms in enumerate(values):
+            a_span(store, name, n * 1000, n * 1000 + ms)
+    expected = []
+    for name, values in durations.items():
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        expected.append((-cuts[94], name, latency(
+            name, len(values), statistics.fmean(values), cuts[49], cuts[94],
+            cuts[98], max(values))))
+    assert store.span_latency("api") == [row for *_, row in
+                                         sorted(expected)]
