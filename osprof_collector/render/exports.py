@@ -1,0 +1,290 @@
+"""One trace's spans as Jaeger, Zipkin v2 and OTLP/JSON trace documents.
+
+Built from the spans rather than from the report, whose offsets are whole
+milliseconds: these formats carry microseconds. Ids follow osprofiler's own
+OTLP driver, so that a trace reads the same in every tool: the trace id is
+the 128 bits of base_id, a span id the low 64 bits of its trace_id, and a
+span whose parent_id is base_id has no parent. Orphans keep the parent id
+they were sent with.
+"""
+
+import datetime
+import json
+import uuid
+
+EPOCH = datetime.datetime(1970, 1, 1)  # span times are naive UTC
+MICROSECOND = datetime.timedelta(microseconds=1)
+SCOPE = "osprof-collector"
+# info keys that become conventional tags below; any other is kept as
+# osprofiler.info.<key>
+MAPPED_INFO = {"host", "request", "requests", "db", "function", "etype",
+               "message"}
+OTLP_KIND = {None: 1, "server": 2, "client": 3}  # SPAN_KIND_INTERNAL ...
+OTLP_STATUS_ERROR = 2
+
+
+def trace_hex(base_id):
+    return uuid.UUID(base_id).hex
+
+
+def span_hex(trace_id):
+    return uuid.UUID(trace_id).hex[-16:]
+
+
+def epoch_us(moment):
+    return None if moment is None else (moment - EPOCH) // MICROSECOND
+
+
+def jaeger(base_id, spans):
+    """The JSON that Jaeger UI opens with "Upload JSON"."""
+    trace_id = trace_hex(base_id)
+    processes = {}
+    exported = []
+    for span, parent, tags in _described(base_id, spans):
+        process_id = processes.setdefault(_resource(span),
+                                          f"p{len(processes) + 1}")
+        if _kind(span) is not None:
+            tags = {"span.kind": _kind(span), **tags}
+        start, end = epoch_us(span.started_at), epoch_us(span.finished_at)
+        exported.append({
+            "traceID": trace_id,
+            "spanID": span_hex(span.trace_id),
+            "operationName": span.name,
+            "references": [] if parent is None else [
+                {"refType": "CHILD_OF", "traceID": trace_id,
+                 "spanID": parent}],
+            "startTime": end if start is None else start,
+            "duration": 0 if None in (start, end) else end - start,
+            "tags": [_jaeger_tag(k, v) for k, v in tags.items()],
+            "logs": [],
+            "processID": process_id,
+            "flags": 1,  # sampled
+        })
+    return _dump({"data": [{
+        "traceID": trace_id,
+        "spans": exported,
+        "processes": {
+            process_id: {"serviceName": service, "tags": [
+                _jaeger_tag(k, v) for k, v in
+                _resource_tags(project, host).items()]}
+            for (service, project, host), process_id in processes.items()},
+    }]})
+
+
+def zipkin(base_id, spans):
+    """A Zipkin v2 span list, as POST /api/v2/spans takes it."""
+    trace_id = trace_hex(base_id)
+    exported = []
+    for span, parent, tags in _described(base_id, spans):
+        service, project, host = _resource(span)
+        start, end = epoch_us(span.started_at), epoch_us(span.finished_at)
+        entry = {"traceId": trace_id, "id": span_hex(span.trace_id)}
+        if parent is not None:
+            entry["parentId"] = parent
+        entry["name"] = span.name
+        if start is not None:  # absent when the start event was lost
+            entry["timestamp"] = start
+            if end is not None:  # under 1 µs rounds up, as Zipkin asks
+                entry["duration"] = max(1, end - start)
+        elif end is not None:
+            entry["annotations"] = [{"timestamp": end, "value": "stop"}]
+        kind = _kind(span)
+        if kind is not None:
+            entry["kind"] = kind.upper()
+        entry["localEndpoint"] = {"serviceName": service}
+        tags = {**tags, **_resource_tags(project, host)}
+        entry["tags"] = {k: _text(v) for k, v in tags.items()}
+        exported.append(entry)
+    return _dump(exported)
+
+
+def otlp(base_id, spans):
+    """An OTLP/JSON ExportTraceServiceRequest, as POST /v1/traces takes
+    it; one resource per (service, project, host)."""
+    trace_id = trace_hex(base_id)
+    by_resource = {}
+    for span, parent, tags in _described(base_id, spans):
+        start, end = epoch_us(span.started_at), epoch_us(span.finished_at)
+        start = end if start is None else start
+        end = start if end is None else end
+        entry = {"traceId": trace_id, "spanId": span_hex(span.trace_id)}
+        if parent is not None:
+            entry["parentSpanId"] = parent
+        entry.update({
+            "name": span.name,
+            "kind": OTLP_KIND[_kind(span)],
+            "startTimeUnixNano": str(start * 1000),
+            "endTimeUnixNano": str(end * 1000),
+            "attributes": _otlp_attributes(tags),
+            "status": {},  # unset
+        })
+        if span.error is not None:
+            entry["status"] = {"code": OTLP_STATUS_ERROR,
+                               "message": _error_text(span.error)}
+        by_resource.setdefault(_resource(span), []).append(entry)
+    return _dump({"resourceSpans": [
+        {"resource": {"attributes": _otlp_attributes(
+            {"service.name": service, **_resource_tags(project, host)})},
+         "scopeSpans": [{"scope": {"name": SCOPE}, "spans": exported}]}
+        for (service, project, host), exported in by_resource.items()]})
+
+
+def _described(base_id, spans):
+    """(span, parent span id or None, tags) in start order."""
+    known = {span.trace_id for span in spans}
+    for span in sorted(spans, key=_moment):
+        parent = None if span.parent_id == base_id else span_hex(
+            span.parent_id)
+        tags = {"osprofiler.trace_id": span.trace_id,
+                "osprofiler.parent_id": span.parent_id}
+        tags.update(_info_tags(_info(span.start_payload),
+                               _info(span.stop_payload)))
+        if span.error is not None:
+            tags["error"] = True
+            tags["error.kind"] = span.error["etype"]
+            if span.error.get("message") is not None:
+                tags["error.message"] = str(span.error["message"])
+        if span.finished_at is None:
+            tags["osprofiler.open"] = True  # no stop event (yet)
+        if span.started_at is None:
+            tags["osprofiler.missing_start"] = True
+        if parent is not None and span.parent_id not in known:
+            tags["osprofiler.orphan"] = True
+        yield span, parent, tags
+
+
+def _moment(span):
+    return span.started_at or span.finished_at, span.trace_id
+
+
+def _resource(span):
+    """(service name, project, host); the service name is osprofiler's
+    OTLP driver's "<project>-<service>"."""
+    name = "-".join(part for part in (span.project, span.service) if part)
+    return name or "unknown_service", span.project, span.host
+
+
+def _resource_tags(project, host):
+    tags = {}
+    if project:
+        tags["service.namespace"] = project
+    if host:
+        tags["host.name"] = host
+    return tags
+
+
+def _kind(span):
+    start = _info(span.start_payload)
+    if _mapping(start.get("request")):  # osprofiler.web: a WSGI request
+        return "server"
+    if _mapping(start.get("requests")) or _mapping(start.get("db")):
+        return "client"  # an outgoing HTTP call or an SQL statement
+    return None
+
+
+def _info_tags(start, stop):
+    """Conventional tags from what osprofiler's web, requests, sqlalchemy
+    and function tracing put in info."""
+    tags = {}
+    request = _mapping(start.get("request"))
+    _put(tags, "http.method", request.get("method"))
+    _put(tags, "http.scheme", request.get("scheme"))
+    if request.get("path"):
+        _put(tags, "http.target", _with_query(request["path"],
+                                              request.get("query")))
+    requests = _mapping(start.get("requests"))
+    _put(tags, "http.method", requests.get("method"))
+    if requests.get("scheme") and requests.get("hostname"):
+        port = requests.get("port")
+        tags["http.url"] = _with_query(
+            f"{requests['scheme']}://{requests['hostname']}"
+            f"{f':{port}' if port else ''}{requests.get('path') or ''}",
+            requests.get("query"))
+    _put(tags, "net.peer.name", requests.get("hostname"))
+    _put(tags, "http.status_code",
+         _mapping(stop.get("requests")).get("status_code"))
+    db = _mapping(start.get("db"))
+    _put(tags, "db.statement", db.get("statement"))
+    if "params" in db:
+        tags["osprofiler.db.params"] = _json(db["params"])
+    function = _mapping(start.get("function"))
+    _put(tags, "code.function", function.get("name"))
+    _put(tags, "osprofiler.function.args", function.get("args"))
+    _put(tags, "osprofiler.function.kwargs", function.get("kwargs"))
+    for call in ("db", "function"):  # with hide_result=False
+        _put(tags, "osprofiler.result", _mapping(stop.get(call)).get(
+            "result"))
+    for info in (start, stop):
+        for key, value in info.items():
+            if key not in MAPPED_INFO:
+                _put(tags, f"osprofiler.info.{key}", value)
+    return tags
+
+
+def _with_query(path, query):
+    return f"{path}?{query}" if query else path
+
+
+def _put(tags, key, value):
+    """Tag values are strings, booleans, numbers (events.parse keeps
+    integers within int64) or else the value's JSON text."""
+    if value is None or value == "":
+        return
+    if isinstance(value, (str, bool, int, float)):
+        tags[key] = value
+    else:
+        tags[key] = _json(value)
+
+
+def _info(payload):
+    return _mapping((payload or {}).get("info"))
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _json(value):
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _text(value):
+    """A tag value as Zipkin's string tags spell it."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _error_text(error):
+    message = error.get("message")
+    return error["etype"] if message is None else \
+        f"{error['etype']}: {message}"
+
+
+def _jaeger_tag(key, value):
+    if isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int):
+        kind = "int64"
+    elif isinstance(value, float):
+        kind = "float64"
+    else:
+        kind = "string"
+    return {"key": key, "type": kind, "value": value}
+
+
+def _otlp_attributes(tags):
+    return [{"key": key, "value": _otlp_value(value)}
+            for key, value in tags.items()]
+
+
+def _otlp_value(value):
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):  # int64 is a decimal string in OTLP/JSON
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    return {"stringValue": value}
+
+
+def _dump(document):
+    return json.dumps(document, indent=2) + "\n"
