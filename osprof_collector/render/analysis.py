@@ -1,0 +1,204 @@
+"""Text and JSON of a trace analysis and of a comparison of two traces
+(see analysis.analyze and analysis.compare)."""
+
+import json
+
+LIMIT = 10
+# Deeper spans of the critical path are indented no further.
+MAX_INDENT = 16
+
+
+def to_json(result):
+    return json.dumps(result, indent=2, sort_keys=True) + "\n"
+
+
+def analysis_text(result, limit=LIMIT):
+    """Every section of analysis.analyze(), at most limit rows each."""
+    sections = [_summary(result), _critical_path(result, limit),
+                _self_time(result, limit), _sql(result, limit),
+                _fan_out(result, limit), _clock_skew(result, limit)]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+def comparison_text(result, limit=None):
+    a, b = result["a"], result["b"]
+    lines = [f"A: trace {a['base_id']}: {a['span_count']} spans, "
+             f"{_ms(a['duration_ms'])} ms",
+             f"B: trace {b['base_id']}: {b['span_count']} spans, "
+             f"{_ms(b['duration_ms'])} ms",
+             f"B - A: {_signed(result['delta_ms'])} ms"]
+    untimed = a["untimed_spans"] + b["untimed_spans"]
+    if untimed:
+        lines.append(f"({untimed} open spans or spans without a start "
+                     f"are counted but left out of the times)")
+    rows = [(g["service"] or "?", g["name"], g["count_a"], g["count_b"],
+             _ms(g["total_ms_a"]), _ms(g["total_ms_b"]), _ms(g["mean_ms_a"]),
+             _ms(g["mean_ms_b"]), _signed(g["delta_ms"]),
+             "-" if g["ratio"] is None else f"{g['ratio']:.2f}",
+             {"a": "only in A", "b": "only in B"}.get(g["only_in"], ""))
+            for g in result["groups"]]
+    lines.append("")
+    lines += _table(("service", "name", "count A", "count B", "total A ms",
+                     "total B ms", "mean A ms", "mean B ms", "delta ms",
+                     "ratio", ""), rows, limit, indent="")
+    return "\n".join(lines) + "\n"
+
+
+def offsets_note(offsets):
+    """One line naming the clock offsets applied to a trace."""
+    if not offsets:
+        return "(clock skew: no host offset needed)\n"
+    shifts = ", ".join(f"{host} {_signed(ms)} ms"
+                       for host, ms in offsets.items())
+    return f"(clock skew adjusted: {shifts})\n"
+
+
+def _summary(result):
+    lines = [f"trace {result['base_id']}: {result['span_count']} spans, "
+             f"{_ms(result['duration_ms'])} ms, {result['timed_spans']} "
+             f"timed, {result['untimed_spans']} untimed, "
+             f"{result['orphans']} orphans"]
+    if result["untimed_spans"]:
+        lines.append(f"({result['untimed_spans']} open spans or spans "
+                     f"without a start: duration unknown, left out of the "
+                     f"times below)")
+    if result["orphans"]:
+        lines.append(f"({result['orphans']} orphans, whose parent is "
+                     f"unknown, are timed as top-level spans)")
+    return lines
+
+
+def _critical_path(result, limit):
+    path = result["critical_path"]
+    entries = path["spans"]
+    lines = [f"Critical path: {len(entries)} spans, "
+             f"{_ms(path['duration_ms'])} ms"]
+    if not entries:
+        return lines + ["  none (no timed span)"]
+    # The biggest contributions, kept in the order of the path.
+    kept = set(id(e) for e in sorted(entries, key=lambda e: -e["self_ms"])
+               [:limit])
+    rows = [(_ms(e["self_ms"]), f"{e['percent']:.1f}",
+             "  " * min(e["depth"], MAX_INDENT) + _span(e),
+             f"+{_ms(e['started_ms'])}",
+             _ms(e["duration_ms"]))
+            for e in entries if id(e) in kept]
+    lines += _table(("self ms", "%", "span", "start ms", "duration ms"),
+                    rows)
+    hidden = [e for e in entries if id(e) not in kept]
+    if hidden:
+        lines.append(f"  ({len(hidden)} more spans on the path, "
+                     f"{_ms(sum(e['self_ms'] for e in hidden))} ms)")
+    if path["uncovered_ms"]:
+        lines.append(f"  ({_ms(path['uncovered_ms'])} ms between top-level "
+                     f"spans)")
+    return lines
+
+
+def _self_time(result, limit):
+    groups = result["self_time"]["groups"]
+    lines = ["Self time per service and name"]
+    lines += _table(("self ms", "total ms", "count", "service", "name"),
+                    [(_ms(g["self_ms"]), _ms(g["total_ms"]), g["count"],
+                      g["service"] or "?", g["name"]) for g in groups],
+                    limit)
+    spans = result["self_time"]["spans"]
+    lines += ["", "Spans with the most self time"]
+    lines += _table(("self ms", "duration ms", "span", "trace_id"),
+                    [(_ms(s["self_ms"]), _ms(s["duration_ms"]), _span(s),
+                      s["trace_id"]) for s in spans], limit)
+    return lines
+
+
+def _sql(result, limit):
+    sql = result["sql"]
+    statements = sql["statements"]
+    repeated = [s for s in statements if s["count"] > 1]
+    queries = sum(s["count"] for s in statements)
+    lines = [f"SQL: {queries} queries, {len(statements)} distinct "
+             f"statements, {len(repeated)} run more than once"]
+    lines += _table(("count", "param sets", "total ms", "statement"),
+                    [(s["count"], s["distinct_params"], _ms(s["total_ms"]),
+                      s["statement"]) for s in repeated], limit)
+    threshold = sql["n_plus_one_threshold"]
+    lines += ["", f"N+1 suspects: the same statement at least {threshold} "
+                  f"times under one parent"]
+    lines += _table(("count", "total ms", "parent", "statement"),
+                    [(s["count"], _ms(s["total_ms"]), _span(s["parent"]),
+                      s["statement"]) for s in sql["n_plus_one"]], limit)
+    return lines
+
+
+def _fan_out(result, limit):
+    fan_out = result["fan_out"]
+    lines = [f"Fan-out: {fan_out['calls']} remote calls (HTTP, RPC)"]
+    lines += _table(("calls", "caller", "remotes"),
+                    [(p["calls"], _span(p) if p["name"] else "(top level)",
+                      ", ".join(f"{remote} x{count}" for remote, count
+                                in p["remotes"].items()))
+                     for p in fan_out["per_parent"]], limit)
+    lines += ["", "Calls per remote"]
+    lines += _table(("calls", "total ms", "remote"),
+                    [(r["calls"], _ms(r["total_ms"]), r["remote"])
+                     for r in fan_out["per_remote"]], limit)
+    return lines
+
+
+def _clock_skew(result, limit):
+    skew = result["clock_skew"]
+    lines = ["Clock skew: children outside their parent on another host"]
+    lines += _table(("parent host", "child host", "edges", "outside",
+                     "offset ms", ""),
+                    [(p["parent_host"], p["child_host"], p["edges"],
+                      p["outside"], _signed(p["offset_ms"]),
+                      "" if p["consistent"] else "inconsistent")
+                     for p in skew["pairs"] if p["outside"]], limit)
+    if skew["host_offsets_ms"]:
+        shifts = ", ".join(f"{host} {_signed(ms)} ms" for host, ms
+                           in skew["host_offsets_ms"].items())
+        lines.append(f"  estimated clock offsets: {shifts} "
+                     f"(--adjust-skew applies them)")
+    return lines
+
+
+def _table(headers, rows, limit=None, indent="  "):
+    """Aligned columns, numbers to the right; the last column unpadded."""
+    if not rows:
+        return [indent + "none"]
+    shown = [tuple(str(cell) for cell in row) for row in rows[:limit]]
+    numeric = [all(_is_number(row[i]) for row in shown)
+               for i in range(len(headers))]
+    widths = [max(len(h), *(len(row[i]) for row in shown))
+              for i, h in enumerate(headers)]
+
+    def line(cells):
+        padded = [cell.rjust(w) if right else cell.ljust(w)
+                  for cell, w, right in zip(cells, widths, numeric)]
+        padded[-1] = cells[-1] if not numeric[-1] else padded[-1]
+        return (indent + "  ".join(padded)).rstrip()
+
+    lines = [line(headers)] + [line(row) for row in shown]
+    if limit is not None and len(rows) > limit:
+        lines.append(f"{indent}({len(rows) - limit} more)")
+    return lines
+
+
+def _is_number(text):
+    try:
+        float(text.lstrip("+"))
+    except ValueError:
+        return text in ("-", "")
+    return True
+
+
+def _span(entry):
+    return (f"{entry.get('name') or '?'}  {entry.get('service') or '?'}@"
+            f"{entry.get('host') or '?'}")
+
+
+def _ms(value):
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _signed(value):
+    return f"{value:+.3f}"
