@@ -14,12 +14,14 @@ from cliff import show as show_one
 from oslo_config import cfg
 import pbr.version
 
+from osprof_collector import analysis
 from osprof_collector import events
 from osprof_collector import opts
 from osprof_collector import query
 from osprof_collector import render
 from osprof_collector import storage
 from osprof_collector import timeparse
+from osprof_collector.render import analysis as analysis_render
 from osprof_collector.storage import base
 
 PROJECT = "osprof-collector"
@@ -48,6 +50,16 @@ def _base_id(text):
     return base_id
 
 
+def _trace_spans(store, text):
+    """The spans of one trace; a malformed id is refused before any query,
+    an unknown one is not found."""
+    base_id = _base_id(text)
+    found = store.get_spans(base_id)
+    if not found:
+        raise OperatorError(f"trace {base_id} not found")
+    return base_id, found
+
+
 def _argument(parse):
     """An argparse type that turns ValueError into a one-line error."""
     def convert(text):
@@ -72,12 +84,14 @@ def _one_line_errors(parser):
 
 
 class Show(command.Command):
-    """Show one trace as a tree, JSON report, HTML page or Graphviz graph."""
+    """Show one trace as a tree, JSON report, HTML page or Graphviz graph,
+    or export it as Jaeger, Zipkin or OTLP JSON."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("base_id", metavar="BASE_ID")
-        parser.add_argument("--format", choices=sorted(render.FORMATS),
+        parser.add_argument("--format",
+                            choices=[*render.FORMATS, *render.EXPORTS],
                             default="tree", dest="output_format",
                             help="output format (default: tree)")
         parser.add_argument("--out", metavar="FILE",
@@ -88,16 +102,24 @@ class Show(command.Command):
         parser.add_argument("--min-duration", type=float, metavar="MS",
                             help="tree: hide spans shorter than MS "
                                  "milliseconds, with their children")
+        parser.add_argument("--adjust-skew", action="store_true",
+                            help="shift each host's spans by its estimated "
+                                 "clock offset (see analyze)")
         return _one_line_errors(parser)
 
     def take_action(self, args):
-        base_id = _base_id(args.base_id)
-        found = self.app.store.get_spans(base_id)
-        if not found:
-            raise OperatorError(f"trace {base_id} not found")
-        report = query.build_report(base_id, found)
-        text = render.FORMATS[args.output_format](
-            report, max_depth=args.max_depth, min_duration=args.min_duration)
+        base_id, found = _trace_spans(self.app.store, args.base_id)
+        if args.adjust_skew:
+            found, offsets = analysis.adjust_skew(base_id, found)
+        if args.output_format in render.EXPORTS:
+            text = render.EXPORTS[args.output_format](base_id, found)
+        else:
+            report = query.build_report(base_id, found)
+            text = render.FORMATS[args.output_format](
+                report, max_depth=args.max_depth,
+                min_duration=args.min_duration)
+        if args.adjust_skew and args.output_format == "tree":
+            text += analysis_render.offsets_note(offsets)
         if args.out:
             try:
                 with open(args.out, "w", encoding="utf-8") as out:
@@ -146,6 +168,36 @@ class List(lister.Lister):
              None if t.duration_ms is None else round(t.duration_ms, 3),
              t.span_count, ListColumn(t.services), ListColumn(t.projects),
              t.root_name, t.error) for t in found]
+
+
+class Latency(lister.Lister):
+    """Duration percentiles of one service's spans, per span name."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--service", required=True,
+                            help="spans of this service")
+        parser.add_argument("--name", help="only spans of this name")
+        parser.add_argument("--project", help="only spans of this project")
+        parser.add_argument("--since", type=_argument(timeparse.parse_moment),
+                            default="1d",
+                            help="spans started at or after: ISO time or "
+                                 "age (15m, 2h, 7d; default: 1d)")
+        parser.add_argument("--until", type=_argument(timeparse.parse_moment),
+                            help="spans started before: ISO time or age")
+        return _one_line_errors(parser)
+
+    def take_action(self, args):
+        found = self.app.store.span_latency(
+            args.service, name=args.name, project=args.project,
+            since=args.since, until=args.until)
+        headers = ("name", "count", "mean_ms", "p50_ms", "p95_ms", "p99_ms",
+                   "max_ms")
+        return headers, [
+            (row.name, row.count, *(round(ms, 3) for ms in (
+                row.mean_ms, row.p50_ms, row.p95_ms, row.p99_ms,
+                row.max_ms)))
+            for row in found]
 
 
 class Purge(command.Command):
@@ -224,6 +276,80 @@ class Status(lister.Lister):
             for h, age in zip(heartbeats, ages)]
 
 
+def _add_format(parser):
+    parser.add_argument("-f", "--format", choices=("text", "json"),
+                        default="text", dest="output_format",
+                        help="output format (default: text)")
+
+
+def _at_least_one(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text} is not a whole number of at least 1")
+    return value
+
+
+class Analyze(command.Command):
+    """Where the time of one trace goes: critical path, self time,
+    repeated SQL and N+1 queries, fan-out of remote calls, clock skew."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("base_id", metavar="BASE_ID")
+        _add_format(parser)
+        parser.add_argument("--n-plus-one", type=_argument(_at_least_one),
+                            default=analysis.N_PLUS_ONE, metavar="N",
+                            help=f"flag a statement run at least N times "
+                                 f"under one parent (default: "
+                                 f"{analysis.N_PLUS_ONE})")
+        parser.add_argument("--limit", type=_argument(_at_least_one),
+                            default=analysis_render.LIMIT, metavar="N",
+                            help=f"text: at most N rows per section "
+                                 f"(default: {analysis_render.LIMIT})")
+        parser.add_argument("--adjust-skew", action="store_true",
+                            help="apply each host's estimated clock offset "
+                                 "before analysing")
+        return _one_line_errors(parser)
+
+    def take_action(self, args):
+        base_id, found = _trace_spans(self.app.store, args.base_id)
+        offsets = None
+        if args.adjust_skew:
+            found, offsets = analysis.adjust_skew(base_id, found)
+        result = analysis.analyze(base_id, found, n_plus_one=args.n_plus_one)
+        if offsets is not None:
+            result["applied_offsets_ms"] = offsets
+        if args.output_format == "json":
+            text = analysis_render.to_json(result)
+        else:
+            text = analysis_render.analysis_text(result, limit=args.limit)
+            if offsets is not None:
+                text += analysis_render.offsets_note(offsets)
+        self.app.stdout.write(text)
+
+
+class Compare(command.Command):
+    """Compare two traces per service and span name: counts and times."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("base_a", metavar="BASE_A")
+        parser.add_argument("base_b", metavar="BASE_B")
+        _add_format(parser)
+        return _one_line_errors(parser)
+
+    def take_action(self, args):
+        for text in (args.base_a, args.base_b):
+            _base_id(text)  # both are checked before the store is read
+        base_a, spans_a = _trace_spans(self.app.store, args.base_a)
+        base_b, spans_b = _trace_spans(self.app.store, args.base_b)
+        result = analysis.compare(base_a, spans_a, base_b, spans_b)
+        if args.output_format == "json":
+            self.app.stdout.write(analysis_render.to_json(result))
+        else:
+            self.app.stdout.write(analysis_render.comparison_text(result))
+
+
 def _iso(moment):
     return None if moment is None else moment.isoformat()
 
@@ -232,8 +358,10 @@ class TraceApp(app.App):
 
     def __init__(self):
         manager = commandmanager.CommandManager("osprof_trace.commands")
-        for name, cls in (("show", Show), ("list", List), ("purge", Purge),
-                          ("stats", Stats), ("status", Status)):
+        for name, cls in (("show", Show), ("list", List),
+                          ("latency", Latency), ("purge", Purge),
+                          ("stats", Stats), ("status", Status),
+                          ("analyze", Analyze), ("compare", Compare)):
             manager.add_command(name, cls)
         super().__init__(
             description="Read the traces stored by osprof-collector.",
@@ -255,7 +383,8 @@ class TraceApp(app.App):
 
     def interact(self):
         sys.stderr.write("osprof-trace: a command is required: show, list, "
-                         "purge, stats or status (see osprof-trace --help)\n")
+                         "latency, analyze, compare, purge, stats or status "
+                         "(see osprof-trace --help)\n")
         sys.exit(2)
 
     def connection_url(self):

@@ -4,6 +4,7 @@ import datetime
 import json
 import logging
 import os
+import statistics
 import subprocess
 
 import pytest
@@ -314,3 +315,100 @@ def test_no_command_is_an_error():
                             capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
+
+
+def latency_dataset(store):
+    """api's db spans lasting 1..20 ms, the one of N ms started 5 N minutes
+    ago; an api wsgi span of another project; spans that do not count."""
+    for ms in range(1, 21):
+        base_id = payloads.new_id()
+        write(store, payloads.call("db", base_id, base_id, at(5 * ms),
+                                   at(5 * ms) + ms, service="api"))
+    base_id = payloads.new_id()
+    write(store, payloads.call("wsgi", base_id, base_id, at(30), at(30) + 150,
+                               service="api", project="admin"))
+    base_id = payloads.new_id()  # 10 days ago: outside the default day
+    write(store, payloads.call("db", base_id, base_id, at(14400),
+                               at(14400) + 500, service="api"))
+    base_id = payloads.new_id()  # another service
+    write(store, payloads.call("db", base_id, base_id, at(10), at(10) + 900,
+                               service="volume"))
+    base_id = payloads.new_id()  # still open
+    write(store, payloads.call("db", base_id, base_id, at(1), at(1) + 1,
+                               service="api")[:1])
+
+
+def test_latency_percentiles_per_name(cli):
+    run, store = cli
+    latency_dataset(store)
+    code, out, err = run("latency", "--service", "api", "-f", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == [  # highest p95 first
+        {"name": "wsgi", "count": 1, "mean_ms": 150, "p50_ms": 150,
+         "p95_ms": 150, "p99_ms": 150, "max_ms": 150},
+        # 1..20: percentile p at 0-based position 19 p, interpolated
+        {"name": "db", "count": 20, "mean_ms": 10.5, "p50_ms": 10.5,
+         "p95_ms": 19.05, "p99_ms": 19.81, "max_ms": 20}]
+    code, out, _ = run("latency", "--service", "api", "-f", "value",
+                       "-c", "name", "-c", "count", "-c", "p95_ms")
+    assert (code, out) == (0, "wsgi 1 150.0\ndb 20 19.05\n")
+    code, out, _ = run("latency", "--service", "api")
+    assert code == 0 and "| name | count | mean_ms |" in out
+    assert "| db   |    20 |    10.5 |" in out
+
+
+def test_latency_filters(cli):
+    run, store = cli
+    latency_dataset(store)
+
+    def rows(*args):
+        code, out, err = run("latency", "--service", "api", "-f", "json",
+                             *args)
+        assert (code, err) == (0, "")
+        return [(r["name"], r["count"], r["max_ms"]) for r in json.loads(out)]
+
+    assert rows("--name", "db") == [("db", 20, 20)]
+    assert rows("--project", "admin") == [("wsgi", 1, 150)]
+    # the 500 ms span is db's max, not its p95 (h = 20 x 0.95: 20 ms)
+    assert rows("--since", "30d") == [("wsgi", 1, 150), ("db", 21, 500)]
+    assert rows("--since", "1h") == [("wsgi", 1, 150), ("db", 11, 11)]
+    assert rows("--since", "3h", "--until", "1h") == [("db", 9, 20)]
+    old = (NOW - datetime.timedelta(days=11)).isoformat()
+    assert rows("--since", old, "--until", "2d") == [("db", 1, 500)]
+    assert rows("--name", "%") == []
+    code, out, err = run("latency", "--service", "nothing", "-f", "json")
+    assert (code, json.loads(out), err) == (0, [], "")
+
+
+def test_latency_of_real_osprofiler_traces(cli):
+    run, store = cli
+    for n in range(6):
+        base_id, raw = reference.capture(lambda: a_request(n % 2 == 1))
+        write(store, raw)
+    durations = {}
+    for trace in store.list_traces(limit=10):
+        for span in store.get_spans(trace.base_id):
+            durations.setdefault(span.name, []).append(
+                (span.finished_at - span.started_at)
+                / datetime.timedelta(milliseconds=1))
+    code, out, _ = run("latency", "--service", "api", "-f", "json")
+    assert code == 0
+    shown = {row.pop("name"): row for row in json.loads(out)}
+    assert set(shown) == {"wsgi", "db", "nova-compute-build",
+                          "cinder-volume-attach"}
+    for name, values in durations.items():
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        expected = {"count": len(values), "mean_ms": statistics.fmean(values),
+                    "p50_ms": cuts[49], "p95_ms": cuts[94],
+                    "p99_ms": cuts[98], "max_ms": max(values)}
+        assert shown[name] == pytest.approx(expected, abs=0.0006), name
+
+
+def test_latency_bad_arguments_are_one_line(cli):
+    run, _store = cli
+    for args in ([], ["--service", "api", "--since", "yesterday"],
+                 ["--service", "api", "--until", "later"],
+                 ["--service", "api", "--bogus"]):
+        code, out, err = run("latency", *args)
+        assert code == 2 and out == "" and err.count("\n") == 1, args
+    assert "--service" in run("latency")[2]

@@ -1,0 +1,215 @@
+"""osprof-trace analyze and compare through the installed entry point."""
+
+import json
+
+import pytest
+
+from osprof_collector import storage
+from tests import payloads
+from tests import traced_cloud
+from tests.functional.test_trace_cli import Runner
+from tests.functional.test_trace_cli import write
+from tests.unit.test_analysis import Trace
+from tests.unit.test_query import ten_thousand_spans
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mongomock"])
+def cli(request, capsys):
+    if request.param == "mongomock":
+        from tests import mongomock_adapter
+        store = mongomock_adapter.driver_factory()()
+        yield Runner(store=store, capsys=capsys), store
+        return
+    url = request.getfixturevalue({"sqlite": "sqlite_url",
+                                   "postgresql": "postgres_url"}
+                                  [request.param])
+    store = storage.get_driver(url)
+    yield Runner(url=url), store
+    store.close()
+
+
+def known_trace(store):
+    """A request of known timings; node-2's clock is 20 ms behind."""
+    t = Trace()
+    root = t.call("wsgi", 0, 100, info={"request": {"path": "/servers"}})
+    for n in range(5):
+        t.call("db", 10 + 2 * n, 11 + 2 * n, root, info={"db": {
+            "statement": f"SELECT * FROM volumes WHERE id = {n}",
+            "params": {}}})
+    http = t.call("http", 30, 60, root, info={"requests": {
+        "method": "GET", "hostname": "volume.example", "port": 8776}})
+    t.call("wsgi", 31 - 20, 59 - 20, http, info={"request": {"path": "/v3"}},
+           service="volume", host="node-2")
+    t.call("rpc", 70, 95, root)
+    write(store, t.raw)
+    return t
+
+
+def test_analyze_text(cli):
+    run, store = cli
+    t = known_trace(store)
+    code, out, err = run("analyze", t.base_id)
+    assert (code, err) == (0, "")
+    sections = out.split("\n\n")
+    assert sections[0] == (f"trace {t.base_id}: 9 spans, 100.000 ms, "
+                           f"9 timed, 0 untimed, 0 orphans")
+    # The volume span, 20 ms early by node-1's clock, is clipped to the
+    # part that overlaps its client.
+    assert sections[1].splitlines() == [
+        "Critical path: 9 spans, 100.000 ms",
+        "  self ms     %  span                     start ms  duration ms",
+        "   40.000  40.0  wsgi  api@node-1           +0.000      100.000",
+        "    1.000   1.0    db  api@node-1          +10.000        1.000",
+        "    1.000   1.0    db  api@node-1          +12.000        1.000",
+        "    1.000   1.0    db  api@node-1          +14.000        1.000",
+        "    1.000   1.0    db  api@node-1          +16.000        1.000",
+        "    1.000   1.0    db  api@node-1          +18.000        1.000",
+        "   21.000  21.0    http  api@node-1        +30.000       30.000",
+        "    9.000   9.0      wsgi  volume@node-2   +11.000       28.000",
+        "   25.000  25.0    rpc  api@node-1         +70.000       25.000"]
+    assert ("      5     5.000  wsgi  api@node-1  "
+            "SELECT * FROM volumes WHERE id = ?") in out
+    assert "      2  wsgi  api@node-1  volume@node-2 x1, rpc x1" in out
+    assert "  node-1       node-2          1        1    +19.000" in out
+    assert "estimated clock offsets: node-2 +19.000 ms" in out
+    code, out, _ = run("analyze", t.base_id, "--limit", "2")
+    assert "  (7 more spans on the path, 35.000 ms)" in out
+
+
+def test_analyze_json_and_adjusted_skew(cli):
+    run, store = cli
+    t = known_trace(store)
+    code, out, err = run("analyze", t.base_id, "-f", "json",
+                         "--n-plus-one", "6")
+    assert (code, err) == (0, "")
+    result = json.loads(out)
+    assert result["base_id"] == t.base_id and result["span_count"] == 9
+    assert result["sql"]["n_plus_one"] == []  # 5 < 6
+    assert result["sql"]["statements"][0]["count"] == 5
+    assert result["clock_skew"]["host_offsets_ms"] == {"node-2": 19.0}
+    assert "applied_offsets_ms" not in result
+    code, out, _ = run("analyze", t.base_id, "--format", "json",
+                       "--adjust-skew")
+    adjusted = json.loads(out)
+    assert adjusted["applied_offsets_ms"] == {"node-2": 19.0}
+    assert adjusted["clock_skew"]["outside"] == []
+    volume = [e for e in adjusted["critical_path"]["spans"]
+              if e["service"] == "volume"]
+    assert [(e["started_ms"], e["self_ms"]) for e in volume] == \
+        [(30.0, 28.0)]
+    code, out, _ = run("analyze", t.base_id, "--adjust-skew")
+    assert out.endswith("(clock skew adjusted: node-2 +19.000 ms)\n")
+
+
+def test_show_tree_with_adjusted_skew(cli):
+    run, store = cli
+    t = known_trace(store)
+    code, out, _ = run("show", t.base_id)
+    assert "   │  └─ wsgi  volume@node-2  +11 ms  28 ms" in out
+    code, out, err = run("show", t.base_id, "--adjust-skew")
+    assert (code, err) == (0, "")
+    assert "   │  └─ wsgi  volume@node-2  +30 ms  28 ms" in out
+    assert out.endswith("(clock skew adjusted: node-2 +19.000 ms)\n")
+    code, out, _ = run("show", t.base_id, "--adjust-skew", "--format",
+                       "json")
+    report = json.loads(out)
+    [http] = [c for c in report["children"][0]["children"]
+              if c["info"]["name"] == "http"]
+    assert http["children"][0]["info"]["started"] == 30
+
+
+def test_compare_text_and_json(cli):
+    run, store = cli
+    a, b = Trace(), Trace()
+    root = a.call("wsgi", 0, 100)
+    for n in range(3):
+        a.call("db", 10 * n, 10 * n + 10, root)
+    a.call("rpc", 50, 80, root)
+    root = b.call("wsgi", 0, 150)
+    for n in range(5):
+        b.call("db", 10 * n, 10 * n + 10, root)
+    b.call("http", 60, 80, root)
+    write(store, a.raw + b.raw)
+    code, out, err = run("compare", a.base_id, b.base_id)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"A: trace {a.base_id}: 5 spans, 100.000 ms",
+        f"B: trace {b.base_id}: 7 spans, 150.000 ms",
+        "B - A: +50.000 ms",
+        "",
+        "service  name  count A  count B  total A ms  total B ms  "
+        "mean A ms  mean B ms  delta ms  ratio",
+        "api      wsgi        1        1     100.000     150.000    "
+        "100.000    150.000   +50.000   1.50",
+        "api      rpc         1        0      30.000       0.000     "
+        "30.000          -   -30.000   0.00  only in A",
+        "api      db          3        5      30.000      50.000     "
+        "10.000     10.000   +20.000   1.67",
+        "api      http        0        1       0.000      20.000          "
+        "-     20.000   +20.000      -  only in B"]
+    code, out, err = run("compare", a.base_id, b.base_id, "-f", "json")
+    assert (code, err) == (0, "")
+    result = json.loads(out)
+    assert [(g["name"], g["delta_ms"], g["only_in"])
+            for g in result["groups"]] == [
+        ("wsgi", 50.0, None), ("rpc", -30.0, "a"), ("db", 20.0, None),
+        ("http", 20.0, "b")]
+    assert (result["a"]["base_id"], result["b"]["base_id"]) == \
+        (a.base_id, b.base_id)
+
+
+def test_errors_are_one_line(cli):
+    run, store = cli
+    t = known_trace(store)
+    unknown = payloads.new_id()
+    for args in (["analyze", unknown], ["compare", unknown, t.base_id],
+                 ["compare", t.base_id, unknown]):
+        assert run(*args) == (1, "", f"trace {unknown} not found\n")
+    for args in (["analyze", "nope"], ["compare", "nope", t.base_id],
+                 ["compare", unknown, "' OR 1=1 --"]):
+        code, out, err = run(*args)
+        bad = args[1] if args[1] != unknown else args[2]
+        assert (code, out) == (1, "")
+        # refused before any query: not "not found" for the unknown id
+        assert err.startswith(f"invalid trace id {bad!r}")
+        assert err.count("\n") == 1
+    for args in (["analyze", t.base_id, "-f", "table"],
+                 ["analyze", t.base_id, "--n-plus-one", "0"],
+                 ["analyze", t.base_id, "--limit", "many"],
+                 ["compare", t.base_id], ["compare", t.base_id, t.base_id,
+                                          "-f", "yaml"]):
+        code, out, err = run(*args)
+        assert code == 2 and out == "" and err.count("\n") == 1, args
+
+
+def test_real_osprofiler_trace(cli):
+    run, store = cli
+    base_id, raw = traced_cloud.capture(instances=7, compute_skew_ms=-30)
+    write(store, raw)
+    code, out, err = run("analyze", base_id, "-f", "json")
+    assert (code, err) == (0, "")
+    result = json.loads(out)
+    [suspect] = result["sql"]["n_plus_one"]
+    assert suspect["count"] == 7
+    assert suspect["statement"] == \
+        "SELECT id FROM volumes WHERE instance_id = ?"
+    assert result["fan_out"]["per_parent"][0]["remotes"] == {
+        "volume@node-2": 2, "compute@node-3": 1}
+    assert [p["child_host"] for p in result["clock_skew"]["pairs"]
+            if p["outside"]] == ["node-3"]
+    code, out, _ = run("analyze", base_id)
+    assert code == 0
+    assert "N+1 suspects" in out and "volume@node-2 x2" in out
+
+
+def test_ten_thousand_span_trace(sqlite_url):
+    store = storage.get_driver(sqlite_url)
+    base_id, raw = ten_thousand_spans()
+    write(store, raw)
+    store.close()
+    run = Runner(url=sqlite_url)
+    code, out, err = run("analyze", base_id)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"trace {base_id}: 10000 spans, 20000.000 ms")
+    code, out, _ = run("compare", base_id, base_id, "-f", "json")
+    assert code == 0 and len(json.loads(out)["groups"]) == 3
