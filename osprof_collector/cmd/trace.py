@@ -50,14 +50,13 @@ def _base_id(text):
     return base_id
 
 
-def _trace_spans(store, text):
-    """The spans of one trace; a malformed id is refused before any query,
-    an unknown one is not found."""
-    base_id = _base_id(text)
-    found = store.get_spans(base_id)
+def _trace_spans(app, base_id):
+    """The spans of one trace (its id already checked by _base_id(), so
+    that a malformed id is refused before the store is even opened)."""
+    found = app.store.get_spans(base_id)
     if not found:
         raise OperatorError(f"trace {base_id} not found")
-    return base_id, found
+    return found
 
 
 def _argument(parse):
@@ -108,7 +107,8 @@ class Show(command.Command):
         return _one_line_errors(parser)
 
     def take_action(self, args):
-        base_id, found = _trace_spans(self.app.store, args.base_id)
+        base_id = _base_id(args.base_id)
+        found = _trace_spans(self.app, base_id)
         if args.adjust_skew:
             found, offsets = analysis.adjust_skew(base_id, found)
         if args.output_format in render.EXPORTS:
@@ -312,7 +312,8 @@ class Analyze(command.Command):
         return _one_line_errors(parser)
 
     def take_action(self, args):
-        base_id, found = _trace_spans(self.app.store, args.base_id)
+        base_id = _base_id(args.base_id)
+        found = _trace_spans(self.app, base_id)
         offsets = None
         if args.adjust_skew:
             found, offsets = analysis.adjust_skew(base_id, found)
@@ -339,10 +340,9 @@ class Compare(command.Command):
         return _one_line_errors(parser)
 
     def take_action(self, args):
-        for text in (args.base_a, args.base_b):
-            _base_id(text)  # both are checked before the store is read
-        base_a, spans_a = _trace_spans(self.app.store, args.base_a)
-        base_b, spans_b = _trace_spans(self.app.store, args.base_b)
+        base_a, base_b = _base_id(args.base_a), _base_id(args.base_b)
+        spans_a = _trace_spans(self.app, base_a)
+        spans_b = _trace_spans(self.app, base_b)
         result = analysis.compare(base_a, spans_a, base_b, spans_b)
         if args.output_format == "json":
             self.app.stdout.write(analysis_render.to_json(result))

@@ -310,6 +310,21 @@ def test_unreachable_store_is_one_line_with_the_password_masked():
     assert result.returncode == 1 and "installed drivers" in result.stderr
 
 
+def test_a_malformed_id_is_refused_before_the_store_is_opened():
+    trace = os.path.join(BIN_DIR, "osprof-trace")
+    unreachable = "postgresql://osprof:hunter2@127.0.0.1:5433/none"
+    valid = payloads.new_id()
+    for command in (["show", "nope"], ["analyze", "nope"],
+                    ["compare", valid, "nope"]):
+        result = subprocess.run([trace, "--connection", unreachable,
+                                 *command],
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            "invalid trace id 'nope': expected a UUID such as "
+            "4c9a3d6e-2f4b-4a44-9c4e-0f3e3a1c2b7d\n")
+
+
 def test_no_command_is_an_error():
     result = subprocess.run([os.path.join(BIN_DIR, "osprof-trace")],
                             capture_output=True, text=True, timeout=60,
