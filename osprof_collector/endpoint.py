@@ -68,7 +68,6 @@ class Backoff:
         self.delay = 0.0  # 0: the store works
         self.stopping = stopping or threading.Event()
         self._next_attempt = 0.0
-        self._state_lock = threading.Lock()
         self._turn = threading.Lock()
 
     @contextlib.contextmanager
@@ -84,15 +83,15 @@ class Backoff:
         finally:
             self._turn.release()
 
+    # Both are called during a turn(), which no other write shares.
+
     def failed(self):
-        with self._state_lock:
-            self.delay = min(max(self.delay * 2, self.initial), self.maximum)
-            self._next_attempt = time.monotonic() + self.delay
-            return self.delay
+        self.delay = min(max(self.delay * 2, self.initial), self.maximum)
+        self._next_attempt = time.monotonic() + self.delay
+        return self.delay
 
     def succeeded(self):
-        with self._state_lock:
-            self.delay = 0.0
+        self.delay = 0.0
 
 
 class RateLimitedLog:
@@ -163,7 +162,7 @@ class ProfilerEndpoint:
                           delay, exc, exc_info=not isinstance(
                               exc, storage_base.StorageError))
                 return oslo_messaging.NotificationResult.REQUEUE
-        self.backoff.succeeded()
+            self.backoff.succeeded()
         self.stats.wrote(len(partial_spans))
         return oslo_messaging.NotificationResult.HANDLED
 
