@@ -15,6 +15,7 @@ the order of arrival does not matter.
 
 import collections
 import datetime
+import math
 from urllib import parse
 
 from bson import errors as bson_errors
@@ -214,29 +215,39 @@ class MongoDBDriver(base.StorageDriver):
         match = _latency_match(service, name, project, since, until)
         if match is None:
             return []
-        # The durations, sorted, are pushed (in the order they arrive) into
-        # one array per name on the server, which returns only the values
-        # at the percentiles' ranks ($percentile needs MongoDB 7.0).
-        pipeline = [
-            {"$match": match},
-            {"$project": {"name": 1, "us": _DURATION_US}},
-            {"$sort": {"us": 1}},
-            {"$group": {"_id": "$name", "count": {"$sum": 1},
-                        "mean": {"$avg": "$us"}, "max": {"$max": "$us"},
-                        "sorted": {"$push": "$us"}}},
-            {"$project": {"count": 1, "mean": 1, "max": 1, **{
-                field: _percentile(p)
-                for field, p in PERCENTILE_FIELDS.items()}}},
-        ]
         try:
-            docs = list(self.spans.aggregate(pipeline, allowDiskUse=True))
+            groups = list(self.spans.aggregate([
+                {"$match": match},
+                {"$group": {"_id": "$name", "count": {"$sum": 1},
+                            "total": {"$sum": _DURATION_US},
+                            "max": {"$max": _DURATION_US}}}]))
+            return base.slowest_first(
+                base.SpanLatency(
+                    g["_id"], g["count"], g["total"] / g["count"] / 1000,
+                    *(p / 1000 for p in self._percentiles(
+                        {**match, "name": g["_id"]}, g["count"], g["max"])),
+                    g["max"] / 1000)
+                for g in groups)
         except errors.PyMongoError as exc:
             raise self._error("read failed", exc) from None
-        return base.slowest_first(
-            base.SpanLatency(doc["_id"], doc["count"], *(
-                doc[field] / 1000
-                for field in ("mean", *PERCENTILE_FIELDS, "max")))
-            for doc in docs)
+
+    def _percentiles(self, match, count, largest):
+        """base.PERCENTILES of the durations of the spans match finds.
+        Each rank needed is read alone ($sort, $skip, $limit: a bounded
+        sort on the server), so no array of every duration is ever built
+        ($percentile would need MongoDB 7.0)."""
+        positions = [(count - 1) * p for p in base.PERCENTILES]
+        ranks = {r for h in positions for r in (math.floor(h), math.ceil(h))}
+        value = {}
+        for rank in ranks:
+            found = list(self.spans.aggregate(
+                [{"$match": match}, {"$project": {"us": _DURATION_US}},
+                 {"$sort": {"us": 1}}, {"$skip": rank}, {"$limit": 1}],
+                allowDiskUse=True))
+            # none if a purge removed spans since they were counted
+            value[rank] = found[0]["us"] if found else largest
+        return [value[math.floor(h)] + (h - math.floor(h)) * (
+            value[math.ceil(h)] - value[math.floor(h)]) for h in positions]
 
     def get_heartbeats(self):
         try:
@@ -416,27 +427,12 @@ def _started(moment, other_ms, same_ms):
          "started_at_microsecond": {same_ms: moment.microsecond}}]}
 
 
-PERCENTILE_FIELDS = {f"p{round(p * 100)}": p for p in base.PERCENTILES}
-
 # A span's exact duration in microseconds: the dates' difference (whole
 # milliseconds) and what each time has beyond its millisecond.
 _DURATION_US = {"$add": [
     {"$multiply": [{"$subtract": ["$finished_at", "$started_at"]}, 1000]},
     {"$mod": ["$finished_at_microsecond", 1000]},
     {"$multiply": [-1, {"$mod": ["$started_at_microsecond", 1000]}]}]}
-
-
-def _percentile(p):
-    """Percentile p of the group's sorted durations, interpolated between
-    the two closest ranks as base.PERCENTILES defines it."""
-    def at(rank):
-        return {"$arrayElemAt": ["$sorted", {"$toInt": rank}]}
-    return {"$let": {
-        "vars": {"h": {"$multiply": [{"$subtract": ["$count", 1]}, p]}},
-        "in": {"$add": [at({"$floor": "$$h"}), {"$multiply": [
-            {"$subtract": ["$$h", {"$floor": "$$h"}]},
-            {"$subtract": [at({"$ceil": "$$h"}),
-                           at({"$floor": "$$h"})]}]}]}}}
 
 
 def _doc_span(doc):

@@ -91,8 +91,11 @@ class SQLDriver(base.StorageDriver):
         self.dialect = self.engine.dialect.name
         try:
             metadata.create_all(self.engine)
-            # create_all() adds no index to a table made by an older version
-            spans_by_service.create(self.engine, checkfirst=True)
+            if ttl is not None:
+                # create_all() adds no index to a table an older version
+                # made; the collector builds it, never a reader, whose
+                # CREATE INDEX would hold the collector's writes meanwhile.
+                spans_by_service.create(self.engine, checkfirst=True)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             raise self._error("cannot prepare the schema", exc) from None
