@@ -64,7 +64,15 @@ def from_event(event):
 
 def pair(events):
     """Merge a batch of events into as few spans as possible."""
-    return merge_by_trace_id(from_event(event) for event in events)
+    by_trace_id = {}
+    for event in events:
+        span = from_event(event)
+        known = by_trace_id.get(span.trace_id)
+        if known is None:
+            by_trace_id[span.trace_id] = span
+        else:
+            known.merge(span)  # a span of our own: no copy needed
+    return list(by_trace_id.values())
 
 
 def merge_by_trace_id(partial_spans):

@@ -5,6 +5,7 @@ import datetime
 import logging
 import time
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -417,7 +418,10 @@ class SQLDriver(base.StorageDriver):
 
 
 def _create_engine(url):
-    kwargs = {"pool_pre_ping": True}
+    # orjson: payloads are encoded on every write and decoded on every
+    # read, several times faster than with the json module.
+    kwargs = {"pool_pre_ping": True, "json_deserializer": orjson.loads,
+              "json_serializer": lambda value: orjson.dumps(value).decode()}
     if url.startswith("postgresql+psycopg2://"):
         # psycopg2 would send one UPDATE or upsert per row: batch them.
         kwargs["executemany_mode"] = "values_plus_batch"
