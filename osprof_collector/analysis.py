@@ -7,9 +7,10 @@ timestamp of the trace.
 A span is *timed* when both its start and its stop are known. Open spans
 (no stop yet) and spans known only by their stop have no duration: they are
 left out of every timing figure and counted as untimed; their timed
-descendants hang from the nearest timed ancestor instead. Orphans (parent
-neither the trace nor a known span) are top-level spans, as in the report
-of query.build_report.
+descendants hang from the nearest timed ancestor instead. Spans are placed
+by query.tree, as in the report of query.build_report: orphans (parent
+neither the trace nor a known span, or detached from a parent loop) are
+top-level spans.
 
 Every step is linear in the number of spans, or n log n where it sorts.
 """
@@ -19,6 +20,9 @@ import dataclasses
 import datetime
 import json
 import re
+
+from osprof_collector import info
+from osprof_collector import query
 
 # The same normalised statement this many times under one parent is
 # flagged as an N+1 query pattern.
@@ -51,17 +55,16 @@ class Timeline:
 
     def __init__(self, base_id, spans):
         self.base_id = base_id
-        self.by_id = {s.trace_id: s for s in spans}
-        moments = [t for s in spans for t in (s.started_at, s.finished_at)
-                   if t is not None]
-        self.first = min(moments) if moments else None
-        self.untimed = [s for s in spans
+        self.spans = list(spans)
+        self.by_id = {s.trace_id: s for s in self.spans}
+        shape = query.tree(base_id, self.spans)
+        self.first = shape.first
+        self.untimed = [s for s in self.spans
                         if s.started_at is None or s.finished_at is None]
-        self.orphans = sum(1 for s in spans if s.parent_id != base_id
-                           and s.parent_id not in self.by_id)
+        self.orphans = len(shape.orphans)
         self.roots = []
         self.nodes = []
-        self._build(spans)
+        self._build(shape)
         if self.roots:
             self.start = min(n.start for n in self.roots)
             self.end = max(n.end for n in self.roots)
@@ -71,18 +74,9 @@ class Timeline:
     def ms(self, moment):
         return (moment - self.first) / datetime.timedelta(milliseconds=1)
 
-    def _build(self, spans):
-        children = collections.defaultdict(list)
-        tops = []
-        for span in spans:
-            if span.parent_id in self.by_id and span.parent_id != \
-                    span.trace_id:
-                children[span.parent_id].append(span)
-            else:
-                tops.append(span)
-        # Depth first from the top-level spans; spans caught in a parent
-        # cycle are never reached, as in the report.
-        stack = [(span, None, 0) for span in reversed(tops)]
+    def _build(self, shape):
+        # Depth first from the top-level spans of the call tree.
+        stack = [(span, None, 0) for span in reversed(shape.roots)]
         while stack:
             span, timed_parent, depth = stack.pop()
             below = timed_parent
@@ -94,7 +88,7 @@ class Timeline:
                 (timed_parent.children if timed_parent is not None
                  else self.roots).append(below)
             stack.extend((child, below, depth + 1)
-                         for child in reversed(children[span.trace_id]))
+                         for child in reversed(shape.children[span.trace_id]))
 
 
 def analyze(base_id, spans, n_plus_one=N_PLUS_ONE):
@@ -140,45 +134,44 @@ def critical_path(timeline):
     while stack:
         frame = stack[-1]
         node, point = frame
-        if id(node) not in by_end:
-            by_end[id(node)] = sorted(node.children,
-                                      key=lambda c: -c.clipped_end)
+        if node not in by_end:
+            by_end[node] = sorted(node.children, key=lambda c: -c.clipped_end)
             on_path.append(node)
-        children = by_end[id(node)]
-        i = position[id(node)]
+        children = by_end[node]
+        i = position[node]
         while i < len(children) and children[i].clipped_end > point:
             i += 1  # overlaps what is already on the path
         if i < len(children):
             child = children[i]
-            position[id(node)] = i + 1
-            shares[id(node)] += point - child.clipped_end
+            position[node] = i + 1
+            shares[node] += point - child.clipped_end
             frame[1] = child.clipped_start  # where the walk resumes here
             stack.append([child, child.clipped_end])
         else:
-            shares[id(node)] += point - node.clipped_start
+            shares[node] += point - node.clipped_start
             stack.pop()
     entries = [
         dict(_describe(node.span),
              depth=node.depth, started_ms=_round(node.start - top.start),
              duration_ms=_round(node.duration),
-             self_ms=_round(shares[id(node)]),
-             percent=_percent(shares[id(node)], total))
+             self_ms=_round(shares[node]),
+             percent=_percent(shares[node], total))
         for node in _in_tree_order(top, on_path)]
     return {"duration_ms": _round(total),
-            "uncovered_ms": _round(shares[id(top)]),
+            "uncovered_ms": _round(shares[top]),
             "spans": entries}
 
 
 def _in_tree_order(top, nodes):
     """The nodes below top, depth first, each level in order of start."""
-    wanted = {id(node) for node in nodes}
+    wanted = set(nodes)
     ordered = []
     stack = [top]
     while stack:
         node = stack.pop()
         if node is not top:
             ordered.append(node)
-        below = sorted((c for c in node.children if id(c) in wanted),
+        below = sorted((c for c in node.children if c in wanted),
                        key=lambda c: (c.clipped_start, c.start))
         stack.extend(reversed(below))
     return ordered
@@ -197,25 +190,19 @@ class _TraceTop:
 
 def self_time(timeline):
     """Per span and per (service, name): time not spent in children."""
-    spans = []
-    groups = {}
-    for node in timeline.nodes:
-        own = node.duration - _covered(node)
-        spans.append(dict(_describe(node.span),
-                          duration_ms=_round(node.duration),
-                          self_ms=_round(own)))
-        group = _group(groups, node.span)
-        group["timed"] += 1
-        group["total_ms"] += node.duration
-        group["self_ms"] += own
-    for span in timeline.untimed:
-        _group(groups, span)
+    spans = [dict(_describe(node.span), duration_ms=_round(node.duration),
+                  self_ms=_round(_self_ms(node)))
+             for node in timeline.nodes]
     spans.sort(key=lambda s: -s["self_ms"])
-    rows = sorted(groups.values(), key=lambda g: -g["self_ms"])
+    rows = sorted(_groups(timeline).values(), key=lambda g: -g["self_ms"])
     for row in rows:
         row["total_ms"] = _round(row["total_ms"])
         row["self_ms"] = _round(row["self_ms"])
     return {"groups": rows, "spans": spans}
+
+
+def _self_ms(node):
+    return node.duration - _covered(node)
 
 
 def _covered(node):
@@ -231,14 +218,23 @@ def _covered(node):
     return covered
 
 
-def _group(groups, span):
-    key = (span.service, span.name)
-    if key not in groups:
-        groups[key] = {"service": span.service, "name": span.name,
-                       "count": 0, "timed": 0, "total_ms": 0.0,
-                       "self_ms": 0.0}
-    groups[key]["count"] += 1
-    return groups[key]
+def _groups(timeline):
+    """Per (service, name): spans, timed spans, their total and self time
+    (timed spans only)."""
+    groups = {}
+    for span in timeline.spans:
+        key = (span.service, span.name)
+        if key not in groups:
+            groups[key] = {"service": span.service, "name": span.name,
+                           "count": 0, "timed": 0, "total_ms": 0.0,
+                           "self_ms": 0.0}
+        groups[key]["count"] += 1
+    for node in timeline.nodes:
+        group = groups[(node.span.service, node.span.name)]
+        group["timed"] += 1
+        group["total_ms"] += node.duration
+        group["self_ms"] += _self_ms(node)
+    return groups
 
 
 # -- repeated SQL ---------------------------------------------------------
@@ -266,21 +262,13 @@ def normalise_sql(statement):
     return _IN_LIST.sub("IN (?...)", text)
 
 
-def statement_of(span):
-    """The SQL statement osprofiler's sqlalchemy tracing recorded."""
-    db = _start_info(span).get("db")
-    if isinstance(db, dict) and isinstance(db.get("statement"), str):
-        return db["statement"], db.get("params")
-    return None, None
-
-
 def repeated_sql(timeline, n_plus_one=N_PLUS_ONE):
     """Statements grouped by their normal form, and N+1 suspects."""
     timed = {n.span.trace_id: n for n in timeline.nodes}
     statements = {}
     per_parent = {}
     for span in timeline.by_id.values():
-        statement, params = statement_of(span)
+        statement, params = info.statement(span)
         if statement is None:
             continue
         node = timed.get(span.trace_id)
@@ -304,13 +292,10 @@ def repeated_sql(timeline, n_plus_one=N_PLUS_ONE):
         rows.append(dict(entry, total_ms=_round(entry["total_ms"]),
                          distinct_params=len(params), parents=len(parents)))
     rows.sort(key=lambda r: (-r["count"], -r["total_ms"]))
-    suspects = []
-    for (parent_id, _key), under in per_parent.items():
-        if under["count"] >= n_plus_one:
-            parent = timeline.by_id.get(parent_id)
-            suspects.append(dict(under, total_ms=_round(under["total_ms"]),
-                                 parent=_describe(parent) if parent else
-                                 {"trace_id": parent_id}))
+    suspects = [dict(under, total_ms=_round(under["total_ms"]),
+                     parent=_caller(timeline, parent_id))
+                for (parent_id, _key), under in per_parent.items()
+                if under["count"] >= n_plus_one]
     suspects.sort(key=lambda s: (-s["count"], -s["total_ms"]))
     return {"statements": rows, "n_plus_one_threshold": n_plus_one,
             "n_plus_one": suspects}
@@ -331,30 +316,27 @@ def fan_out(timeline):
     calls = {}  # trace_id of a counted call → remote
     servers = []
     for span in by_id.values():
-        kind, remote = _call(span)
-        if kind is None:
-            continue
+        kind = info.kind(span)
         parent = by_id.get(span.parent_id)
         remote_side = parent is not None and _place(parent) != _place(span)
-        if kind in ("wsgi", "rpc") and remote_side:
+        if kind in (info.SERVER, info.RPC) and remote_side:
             servers.append(span)
-        elif kind in ("http", "rpc"):
-            calls[span.trace_id] = remote
+        elif kind in (info.HTTP, info.RPC):
+            calls[span.trace_id] = _remote(span, kind)
     clients = set(calls)
     for span in servers:
+        where = query.where(span.service, span.host)
         if span.parent_id in clients:  # the client side of the same call
-            calls[span.parent_id] = _where(span)
+            calls[span.parent_id] = where
         else:
-            calls[span.trace_id] = _where(span)
+            calls[span.trace_id] = where
     parents = {}
     remotes = {}
     for trace_id, remote in calls.items():
         span = by_id[trace_id]
-        caller = by_id.get(span.parent_id)
         row = parents.setdefault(span.parent_id, dict(
-            _describe(caller) if caller else {"trace_id": None,
-                                              "name": None},
-            calls=0, remotes=collections.Counter()))
+            _caller(timeline, span.parent_id), calls=0,
+            remotes=collections.Counter()))
         row["calls"] += 1
         row["remotes"][remote] += 1
         total = remotes.setdefault(remote, {"remote": remote, "calls": 0,
@@ -363,8 +345,9 @@ def fan_out(timeline):
         node = timed.get(trace_id)
         total["total_ms"] += node.duration if node is not None else 0.0
     per_parent = sorted(parents.values(), key=lambda r: -r["calls"])
-    for row in per_parent:
-        row["remotes"] = dict(row["remotes"].most_common())
+    for row in per_parent:  # a list: the most called first
+        row["remotes"] = [{"remote": remote, "calls": count}
+                          for remote, count in row["remotes"].most_common()]
     per_remote = sorted(remotes.values(), key=lambda r: -r["calls"])
     for row in per_remote:
         row["total_ms"] = _round(row["total_ms"])
@@ -372,32 +355,18 @@ def fan_out(timeline):
             "per_remote": per_remote}
 
 
-def _call(span):
-    """("http", remote), ("wsgi", None), ("rpc", remote) or (None, None)."""
-    info = _start_info(span)
-    sent = info.get("requests")
-    if isinstance(sent, dict):  # osprofiler.requests
-        port = sent.get("port")
-        host = sent.get("hostname") or "?"
-        return "http", f"{host}:{port}" if port else host
-    if isinstance(info.get("request"), dict):  # osprofiler.web
-        return "wsgi", None
-    function = (info.get("function") or {}).get("name")
-    # e.g. nova.compute.rpcapi.ComputeAPI.build_and_run_instance
-    module = (function.rsplit(".", 1)[0]
-              if isinstance(function, str) and "." in function else None)
-    if span.name == "rpc" or (module and any(
-            "rpc" in part.lower() for part in module.split("."))):
-        return "rpc", module or span.name
-    return None, None
+def _remote(span, kind):
+    """What a client span calls: host:port of an HTTP call; the API of an
+    RPC call (the traced function's module or class), else its name."""
+    if kind == info.HTTP:
+        sent = info.entry(info.start_info(span), "requests")
+        host, port = sent.get("hostname") or "?", sent.get("port")
+        return f"{host}:{port}" if port else str(host)
+    return info.function_module(span) or span.name
 
 
 def _place(span):
     return span.service, span.host
-
-
-def _where(span):
-    return f"{span.service or '?'}@{span.host or '?'}"
 
 
 # -- clock skew -----------------------------------------------------------
@@ -510,17 +479,10 @@ def compare(base_a, spans_a, base_b, spans_b):
     for side, base_id, spans in (("a", base_a, spans_a),
                                  ("b", base_b, spans_b)):
         timeline = Timeline(base_id, spans)
-        groups = {}
-        for span in spans:
-            _group(groups, span)
-        for node in timeline.nodes:
-            group = groups[(node.span.service, node.span.name)]
-            group["timed"] += 1
-            group["total_ms"] += node.duration
         sides[side] = ({"base_id": base_id, "span_count": len(spans),
                         "untimed_spans": len(timeline.untimed),
                         "duration_ms": _round(timeline.end - timeline.start)},
-                       groups)
+                       _groups(timeline))
     (a, groups_a), (b, groups_b) = sides["a"], sides["b"]
     empty = {"count": 0, "timed": 0, "total_ms": 0.0}
     rows = []
@@ -552,14 +514,19 @@ def _mean(group):
 
 # -- shared ---------------------------------------------------------------
 
-def _start_info(span):
-    info = (span.start_payload or {}).get("info")
-    return info if isinstance(info, dict) else {}
-
-
 def _describe(span):
     return {"trace_id": span.trace_id, "name": span.name,
             "service": span.service, "host": span.host}
+
+
+def _caller(timeline, parent_id):
+    """The parent span of rows grouped by parent; one that is not a known
+    span (the trace itself, or an orphan's lost parent) by its id only."""
+    parent = timeline.by_id.get(parent_id)
+    if parent is None:
+        return {"trace_id": parent_id, "name": None, "service": None,
+                "host": None}
+    return _describe(parent)
 
 
 def _round(ms):

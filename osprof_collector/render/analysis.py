@@ -3,6 +3,8 @@
 
 import json
 
+from osprof_collector import query
+
 LIMIT = 10
 # Deeper spans of the critical path are indented no further.
 MAX_INDENT = 16
@@ -20,7 +22,7 @@ def analysis_text(result, limit=LIMIT):
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
 
-def comparison_text(result, limit=None):
+def comparison_text(result):
     a, b = result["a"], result["b"]
     lines = [f"A: trace {a['base_id']}: {a['span_count']} spans, "
              f"{_ms(a['duration_ms'])} ms",
@@ -40,7 +42,7 @@ def comparison_text(result, limit=None):
     lines.append("")
     lines += _table(("service", "name", "count A", "count B", "total A ms",
                      "total B ms", "mean A ms", "mean B ms", "delta ms",
-                     "ratio", ""), rows, limit, indent="")
+                     "ratio", ""), rows, indent="")
     return "\n".join(lines) + "\n"
 
 
@@ -48,9 +50,7 @@ def offsets_note(offsets):
     """One line naming the clock offsets applied to a trace."""
     if not offsets:
         return "(clock skew: no host offset needed)\n"
-    shifts = ", ".join(f"{host} {_signed(ms)} ms"
-                       for host, ms in offsets.items())
-    return f"(clock skew adjusted: {shifts})\n"
+    return f"(clock skew adjusted: {_offsets(offsets)})\n"
 
 
 def _summary(result):
@@ -64,7 +64,8 @@ def _summary(result):
                      f"times below)")
     if result["orphans"]:
         lines.append(f"({result['orphans']} orphans, whose parent is "
-                     f"unknown, are timed as top-level spans)")
+                     f"unknown or loops back to them, are timed as "
+                     f"top-level spans)")
     return lines
 
 
@@ -124,7 +125,8 @@ def _sql(result, limit):
     lines += ["", f"N+1 suspects: the same statement at least {threshold} "
                   f"times under one parent"]
     lines += _table(("count", "total ms", "parent", "statement"),
-                    [(s["count"], _ms(s["total_ms"]), _span(s["parent"]),
+                    [(s["count"], _ms(s["total_ms"]),
+                      _caller(s["parent"], result["base_id"]),
                       s["statement"]) for s in sql["n_plus_one"]], limit)
     return lines
 
@@ -133,9 +135,9 @@ def _fan_out(result, limit):
     fan_out = result["fan_out"]
     lines = [f"Fan-out: {fan_out['calls']} remote calls (HTTP, RPC)"]
     lines += _table(("calls", "caller", "remotes"),
-                    [(p["calls"], _span(p) if p["name"] else "(top level)",
-                      ", ".join(f"{remote} x{count}" for remote, count
-                                in p["remotes"].items()))
+                    [(p["calls"], _caller(p, result["base_id"]),
+                      ", ".join(f"{r['remote']} x{r['calls']}"
+                                for r in p["remotes"]))
                      for p in fan_out["per_parent"]], limit)
     lines += ["", "Calls per remote"]
     lines += _table(("calls", "total ms", "remote"),
@@ -154,9 +156,8 @@ def _clock_skew(result, limit):
                       "" if p["consistent"] else "inconsistent")
                      for p in skew["pairs"] if p["outside"]], limit)
     if skew["host_offsets_ms"]:
-        shifts = ", ".join(f"{host} {_signed(ms)} ms" for host, ms
-                           in skew["host_offsets_ms"].items())
-        lines.append(f"  estimated clock offsets: {shifts} "
+        lines.append(f"  estimated clock offsets: "
+                     f"{_offsets(skew['host_offsets_ms'])} "
                      f"(--adjust-skew applies them)")
     return lines
 
@@ -192,8 +193,24 @@ def _is_number(text):
 
 
 def _span(entry):
-    return (f"{entry.get('name') or '?'}  {entry.get('service') or '?'}@"
-            f"{entry.get('host') or '?'}")
+    return (f"{entry.get('name') or '?'}  "
+            f"{query.where(entry.get('service'), entry.get('host'))}")
+
+
+def _caller(entry, base_id):
+    """A parent span of grouped rows; one the trace does not hold is the
+    trace itself (top level) or the lost parent of orphans."""
+    if entry["name"] is not None:
+        return _span(entry)
+    if entry["trace_id"] == base_id:
+        return "(top level)"
+    return f"(unknown parent {entry['trace_id']})"
+
+
+def _offsets(offsets):
+    """Clock offsets per host, as "host +1.000 ms, ..."."""
+    return ", ".join(f"{host} {_signed(ms)} ms"
+                     for host, ms in offsets.items())
 
 
 def _ms(value):

@@ -4,21 +4,26 @@ Built from the spans rather than from the report, whose offsets are whole
 milliseconds: these formats carry microseconds. Ids follow osprofiler's own
 OTLP driver, so that a trace reads the same in every tool: the trace id is
 the 128 bits of base_id, a span id the low 64 bits of its trace_id, and a
-span whose parent_id is base_id has no parent. Orphans keep the parent id
-they were sent with.
+span whose parent_id is base_id has no parent. Spans are placed by
+query.tree: orphans whose parent is unknown keep the parent id they were
+sent with; a span detached from a parent loop (A→B→A) has none, so that
+the exported tree has no cycle. Both are tagged osprofiler.orphan.
 """
 
 import datetime
 import json
 import uuid
 
+from osprof_collector import info
+from osprof_collector import query
+
 EPOCH = datetime.datetime(1970, 1, 1)  # span times are naive UTC
 MICROSECOND = datetime.timedelta(microseconds=1)
 SCOPE = "osprof-collector"
-# info keys that become conventional tags below; any other is kept as
-# osprofiler.info.<key>
-MAPPED_INFO = {"host", "request", "requests", "db", "function", "etype",
-               "message"}
+# info keys that become conventional tags below (those of osprofiler's
+# hooks when they are mappings); any other is kept as osprofiler.info.<key>
+MAPPED_INFO = {"host", "etype", "message"}
+KIND = {info.SERVER: "server", info.HTTP: "client", info.DB: "client"}
 OTLP_KIND = {None: 1, "server": 2, "client": 3}  # SPAN_KIND_INTERNAL ...
 OTLP_STATUS_ERROR = 2
 
@@ -131,14 +136,13 @@ def otlp(base_id, spans):
 
 def _described(base_id, spans):
     """(span, parent span id or None, tags) in start order."""
-    known = {span.trace_id for span in spans}
+    shape = query.tree(base_id, spans)
     for span in sorted(spans, key=_moment):
-        parent = None if span.parent_id == base_id else span_hex(
-            span.parent_id)
+        top = span.parent_id == base_id or span.trace_id in shape.detached
+        parent = None if top else span_hex(span.parent_id)
         tags = {"osprofiler.trace_id": span.trace_id,
                 "osprofiler.parent_id": span.parent_id}
-        tags.update(_info_tags(_info(span.start_payload),
-                               _info(span.stop_payload)))
+        tags.update(_info_tags(info.start_info(span), info.stop_info(span)))
         if span.error is not None:
             tags["error"] = True
             tags["error.kind"] = span.error["etype"]
@@ -148,7 +152,7 @@ def _described(base_id, spans):
             tags["osprofiler.open"] = True  # no stop event (yet)
         if span.started_at is None:
             tags["osprofiler.missing_start"] = True
-        if parent is not None and span.parent_id not in known:
+        if span.trace_id in shape.orphans:
             tags["osprofiler.orphan"] = True
         yield span, parent, tags
 
@@ -174,25 +178,22 @@ def _resource_tags(project, host):
 
 
 def _kind(span):
-    start = _info(span.start_payload)
-    if _mapping(start.get("request")):  # osprofiler.web: a WSGI request
-        return "server"
-    if _mapping(start.get("requests")) or _mapping(start.get("db")):
-        return "client"  # an outgoing HTTP call or an SQL statement
-    return None
+    """server (a WSGI request), client (an HTTP call or an SQL statement)
+    or None."""
+    return KIND.get(info.kind(span))
 
 
 def _info_tags(start, stop):
     """Conventional tags from what osprofiler's web, requests, sqlalchemy
     and function tracing put in info."""
     tags = {}
-    request = _mapping(start.get("request"))
+    request = info.entry(start, "request")
     _put(tags, "http.method", request.get("method"))
     _put(tags, "http.scheme", request.get("scheme"))
     if request.get("path"):
         _put(tags, "http.target", _with_query(request["path"],
                                               request.get("query")))
-    requests = _mapping(start.get("requests"))
+    requests = info.entry(start, "requests")
     _put(tags, "http.method", requests.get("method"))
     if requests.get("scheme") and requests.get("hostname"):
         port = requests.get("port")
@@ -202,27 +203,29 @@ def _info_tags(start, stop):
             requests.get("query"))
     _put(tags, "net.peer.name", requests.get("hostname"))
     _put(tags, "http.status_code",
-         _mapping(stop.get("requests")).get("status_code"))
-    db = _mapping(start.get("db"))
+         info.entry(stop, "requests").get("status_code"))
+    db = info.entry(start, "db")
     _put(tags, "db.statement", db.get("statement"))
     if "params" in db:
         tags["osprofiler.db.params"] = _json(db["params"])
-    function = _mapping(start.get("function"))
+    function = info.entry(start, "function")
     _put(tags, "code.function", function.get("name"))
     _put(tags, "osprofiler.function.args", function.get("args"))
     _put(tags, "osprofiler.function.kwargs", function.get("kwargs"))
     for call in ("db", "function"):  # with hide_result=False
-        _put(tags, "osprofiler.result", _mapping(stop.get(call)).get(
+        _put(tags, "osprofiler.result", info.entry(stop, call).get(
             "result"))
-    for info in (start, stop):
-        for key, value in info.items():
-            if key not in MAPPED_INFO:
+    for entries in (start, stop):
+        for key, value in entries.items():
+            mapped = key in MAPPED_INFO or (key in info.HOOK_ENTRIES
+                                            and isinstance(value, dict))
+            if not mapped:
                 _put(tags, f"osprofiler.info.{key}", value)
     return tags
 
 
-def _with_query(path, query):
-    return f"{path}?{query}" if query else path
+def _with_query(path, query_string):
+    return f"{path}?{query_string}" if query_string else path
 
 
 def _put(tags, key, value):
@@ -234,14 +237,6 @@ def _put(tags, key, value):
         tags[key] = value
     else:
         tags[key] = _json(value)
-
-
-def _info(payload):
-    return _mapping((payload or {}).get("info"))
-
-
-def _mapping(value):
-    return value if isinstance(value, dict) else {}
 
 
 def _json(value):

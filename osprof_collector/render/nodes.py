@@ -1,5 +1,7 @@
 """What the renderers read from one report node."""
 
+from osprof_collector import query
+
 
 def duration_ms(node):
     return node["info"]["finished"] - node["info"]["started"]
@@ -11,13 +13,13 @@ def error(node):
     if etype in (None, "None"):
         return None
     stop = node["info"].get(f"meta.raw_payload.{node['info']['name']}-stop")
-    message = ((stop or {}).get("info") or {}).get("message")
+    info = (stop or {}).get("info")
+    message = info.get("message") if isinstance(info, dict) else None
     return etype, "" if message is None else str(message)
 
 
 def where(node):
-    info = node["info"]
-    return f"{info['service'] or '?'}@{info['host'] or '?'}"
+    return query.where(node["info"]["service"], node["info"]["host"])
 
 
 def markers(node):

@@ -2,30 +2,18 @@
 
 import json
 
-import pytest
-
 from osprof_collector import storage
 from tests import payloads
 from tests import traced_cloud
-from tests.functional.test_trace_cli import Runner
-from tests.functional.test_trace_cli import write
+from tests.functional import test_trace_cli as trace_cli
 from tests.unit.test_analysis import Trace
+from tests.unit.test_query import loop_trace
+from tests.unit.test_query import many_spans
 from tests.unit.test_query import ten_thousand_spans
 
-
-@pytest.fixture(params=["sqlite", "postgresql", "mongomock"])
-def cli(request, capsys):
-    if request.param == "mongomock":
-        from tests import mongomock_adapter
-        store = mongomock_adapter.driver_factory()()
-        yield Runner(store=store, capsys=capsys), store
-        return
-    url = request.getfixturevalue({"sqlite": "sqlite_url",
-                                   "postgresql": "postgres_url"}
-                                  [request.param])
-    store = storage.get_driver(url)
-    yield Runner(url=url), store
-    store.close()
+cli = trace_cli.cli  # the show tests' fixture: SQLite, PostgreSQL, mongomock
+Runner = trace_cli.Runner
+write = trace_cli.write
 
 
 def known_trace(store):
@@ -193,8 +181,9 @@ def test_real_osprofiler_trace(cli):
     assert suspect["count"] == 7
     assert suspect["statement"] == \
         "SELECT id FROM volumes WHERE instance_id = ?"
-    assert result["fan_out"]["per_parent"][0]["remotes"] == {
-        "volume@node-2": 2, "compute@node-3": 1}
+    assert result["fan_out"]["per_parent"][0]["remotes"] == [
+        {"remote": "volume@node-2", "calls": 2},
+        {"remote": "compute@node-3", "calls": 1}]
     assert [p["child_host"] for p in result["clock_skew"]["pairs"]
             if p["outside"]] == ["node-3"]
     code, out, _ = run("analyze", base_id)
@@ -202,14 +191,38 @@ def test_real_osprofiler_trace(cli):
     assert "N+1 suspects" in out and "volume@node-2 x2" in out
 
 
+def test_loop_spans_and_odd_info_are_analysed(cli):
+    run, store = cli
+    base_id, raw, _ids = loop_trace()
+    raw[0]["info"].update(function="nova.rpcapi.x", db="SELECT 1",
+                          request=["GET"], requests="x.example")
+    write(store, raw)
+    code, out, err = run("analyze", base_id)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"trace {base_id}: 5 spans, 30.000 ms, 5 timed, "
+                          f"0 untimed, 2 orphans\n")
+    code, out, err = run("show", base_id)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].endswith("0 open, 2 orphans")
+
+
 def test_ten_thousand_span_trace(sqlite_url):
     store = storage.get_driver(sqlite_url)
     base_id, raw = ten_thousand_spans()
-    write(store, raw)
+    # the same shape, ten times smaller, every db call 1 ms longer
+    small_id, small = many_spans(1000, db_ms=2.5)
+    write(store, raw + small)
     store.close()
     run = Runner(url=sqlite_url)
     code, out, err = run("analyze", base_id)
     assert (code, err) == (0, "")
     assert out.startswith(f"trace {base_id}: 10000 spans, 20000.000 ms")
-    code, out, _ = run("compare", base_id, base_id, "-f", "json")
-    assert code == 0 and len(json.loads(out)["groups"]) == 3
+    code, out, _ = run("compare", base_id, small_id, "-f", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["delta_ms"] == 2000.0 - 20000.0
+    # db: 6666 calls of 1.5 ms, then 666 of 2.5 ms
+    assert [(g["name"], g["count_a"], g["count_b"], g["delta_ms"])
+            for g in result["groups"]] == [
+        ("wsgi", 1, 1, -18000.0), ("db", 6666, 666, -8334.0),
+        ("rpc-call", 3333, 333, -4500.0)]

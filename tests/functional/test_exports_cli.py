@@ -5,6 +5,7 @@ import json
 from tests import payloads
 from tests.functional import test_trace_cli as trace_cli
 from tests.unit import test_exports as real
+from tests.unit.test_query import loop_trace
 
 EXPORT_FORMATS = ("jaeger", "zipkin", "otlp")
 cli = trace_cli.cli  # the show tests' fixture: SQLite, PostgreSQL, mongomock
@@ -70,6 +71,21 @@ def test_show_exports_an_open_span(cli):
     [resource] = json.loads(out)["resourceSpans"]
     [span] = resource["scopeSpans"][0]["spans"]
     assert span["startTimeUnixNano"] == span["endTimeUnixNano"]
+
+
+def test_show_exports_a_parent_loop_without_cycle(cli):
+    run, store = cli
+    base_id, raw, ids = loop_trace()
+    write(store, raw)
+    short = {name: real.expected_span_id(trace_id)
+             for name, trace_id in ids.items()}
+    for fmt in EXPORT_FORMATS:
+        code, out, err = run("show", base_id, "--format", fmt)
+        assert (code, err) == (0, "")
+        parents = {span_id: parent for span_id, (parent, _, _)
+                   in exported_spans(fmt, json.loads(out)).items()}
+        assert (parents[short["a"]], parents[short["b"]],
+                parents[short["c"]]) == (None, short["a"], short["b"]), fmt
 
 
 def test_show_export_errors_are_one_line(cli):

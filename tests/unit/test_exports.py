@@ -24,6 +24,8 @@ from osprof_collector import events
 from osprof_collector import spans
 from osprof_collector.render import EXPORTS
 from tests import osprofiler_reference as reference
+from tests import payloads
+from tests.unit.test_query import loop_trace
 
 HMAC_KEY = "SECRET_KEY"
 HEX32 = re.compile(r"\A[0-9a-f]{32}\Z")
@@ -141,16 +143,6 @@ def by_span(base_id, raw_events):
         span[phase] = microseconds(event["timestamp"])
         span[phase + "_info"] = event["info"]
     return found
-
-
-def test_the_scenario_is_a_real_cross_service_trace():
-    base_id, raw = cross_service_request()
-    names = [e["name"] for e in raw]
-    assert names.count("wsgi-start") == 2 and names.count("db-stop") == 2
-    assert {"compute-schedule-start", "http-stop"} <= set(names)
-    assert {(e["project"], e["service"]) for e in raw} == {
-        ("nova", "api"), ("cinder", "volume")}
-    assert len({e["trace_id"] for e in raw}) == len(raw) // 2 == 6
 
 
 def test_jaeger_is_what_jaeger_ui_uploads():
@@ -415,3 +407,73 @@ def test_other_info_errors_without_message_and_wide_numbers():
     zipkin = export("zipkin", base_id, raw)
     assert {s["name"]: s["tags"].get("osprofiler.info.ratio")
             for s in zipkin} == {"rpc": "0.5", "boom": None}
+
+
+def parents_and_tags(fmt, document):
+    """{span id: (parent span id or None, {tag key: value})}."""
+    if fmt == "jaeger":
+        [trace] = document["data"]
+        return {s["spanID"]: (
+            s["references"][0]["spanID"] if s["references"] else None,
+            {t["key"]: t["value"] for t in s["tags"]})
+            for s in trace["spans"]}
+    if fmt == "zipkin":
+        return {s["id"]: (s.get("parentId"), s["tags"]) for s in document}
+    return {s["spanId"]: (s.get("parentSpanId"),
+                          {a["key"]: a["value"] for a in s["attributes"]})
+            for r in document["resourceSpans"]
+            for s in r["scopeSpans"][0]["spans"]}
+
+
+def test_a_span_detached_from_a_parent_loop_has_no_parent():
+    base_id, raw, ids = loop_trace()
+    short = {name: expected_span_id(trace_id)
+             for name, trace_id in ids.items()}
+    lost = [e["parent_id"] for e in raw if e["trace_id"] == ids["d"]][0]
+    for fmt in EXPORTS:
+        exported = parents_and_tags(fmt, export(fmt, base_id, raw))
+        parents = {span_id: parent for span_id, (parent, _) in
+                   exported.items()}
+        # a, the earliest of the loop, is cut from b; the rest is as sent
+        assert parents == {short["a"]: None, short["b"]: short["a"],
+                           short["c"]: short["b"], short["root"]: None,
+                           short["d"]: expected_span_id(lost)}, fmt
+        orphans = {span_id for span_id, (_, tags) in exported.items()
+                   if "osprofiler.orphan" in tags}
+        assert orphans == {short["a"], short["d"]}, fmt
+        # the loop stays readable in the tags
+        assert [tags["osprofiler.parent_id"] for span_id, (_, tags)
+                in exported.items() if span_id == short["a"]] == \
+            [{"stringValue": ids["b"]} if fmt == "otlp" else ids["b"]]
+
+
+def test_info_entries_that_are_not_mappings_are_plain_tags():
+    base_id = payloads.new_id()
+    raw = []
+    for name, entries in (("wsgi", {"request": "GET /"}),
+                          ("http", {"requests": ["GET", "x.example"]}),
+                          ("db", {"db": "SELECT 1"}),
+                          ("rpc", {"function": "nova.rpcapi.x"})):
+        start, stop = payloads.call(name, base_id, base_id, 0, 1)
+        start["info"].update(entries)
+        if name == "db":
+            stop["info"]["function"] = 7
+        raw += [start, stop]
+    tags = dict(jaeger_tags(base_id, raw))
+    assert tags["wsgi"]["osprofiler.info.request"] == "GET /"
+    assert tags["http"]["osprofiler.info.requests"] == \
+        '["GET", "x.example"]'
+    assert tags["db"]["osprofiler.info.db"] == "SELECT 1"
+    assert tags["rpc"]["osprofiler.info.function"] == "nova.rpcapi.x"
+    assert tags["db"]["osprofiler.info.function"] == 7  # from the stop
+    for name in ("wsgi", "http", "db", "rpc"):
+        assert not {"span.kind", "http.method", "db.statement",
+                    "code.function"} & set(tags[name]), name
+    zipkin = export("zipkin", base_id, raw)
+    assert [s.get("kind") for s in zipkin] == [None] * 4
+    assert {s["name"]: s["tags"].get("osprofiler.info.request")
+            for s in zipkin}["wsgi"] == "GET /"
+    otlp = export("otlp", base_id, raw)
+    [resource] = otlp["resourceSpans"]
+    assert [s["kind"] for s in resource["scopeSpans"][0]["spans"]] == \
+        [1] * 4  # internal
