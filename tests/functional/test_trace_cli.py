@@ -20,6 +20,9 @@ from tests.functional.conftest import BIN_DIR
 from tests.unit.test_query import a_request
 from tests.unit.test_query import ten_thousand_spans
 
+# The moment the datasets are written relative to: set anew by the cli
+# fixture for every test, so that ages such as --since 1h hold however long
+# the suite ran before.
 NOW = datetime.datetime.utcnow().replace(microsecond=0)
 
 
@@ -87,6 +90,8 @@ class Runner:
 
 @pytest.fixture(params=["sqlite", "postgresql", "mongomock"])
 def cli(request, capsys):
+    global NOW
+    NOW = datetime.datetime.utcnow().replace(microsecond=0)
     if request.param == "mongomock":
         from tests import mongomock_adapter
         store = mongomock_adapter.driver_factory()()
