@@ -12,7 +12,8 @@ backlog drains:
 2. the osprof-collector daemon, until every span is durably stored, for each
    store and for 1 and 2 workers.
 
-It prints events/s and the ratios collector/baseline and 2 workers/1 worker.
+It prints events/s and the ratios collector/baseline and 2 workers/1 worker,
+from the medians of --rounds interleaved drains of each kind.
 Producers are stopped during every drain. With --backlog 1000000 it also
 reports the peak RSS of a worker draining a backlog that large. PostgreSQL
 needs the test role (tools/run-tests.sh creates it).
@@ -20,6 +21,7 @@ needs the test role (tools/run-tests.sh creates it).
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -59,6 +61,7 @@ class Vhost:
         rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*",
                     ".*")
         self.url = f"rabbit://{RABBIT}/{self.name}"
+        self._connection = None
 
     def depth(self):
         for line in rabbitmqctl("list_queues", "-p", self.name, "name",
@@ -70,13 +73,20 @@ class Vhost:
 
     def ready(self):
         """Messages waiting in profiler.info (not the unacknowledged
-        ones), asked over AMQP: far cheaper than rabbitmqctl."""
-        with kombu.Connection(self.url.replace("rabbit://", "amqp://")) as c:
-            _name, ready, _consumers = c.default_channel.queue_declare(
+        ones), asked over one AMQP connection kept open: a connection per
+        poll would cost the broker and this process CPU that the drain
+        being measured needs."""
+        if self._connection is None:
+            self._connection = kombu.Connection(
+                self.url.replace("rabbit://", "amqp://"))
+        _name, ready, _consumers = \
+            self._connection.default_channel.queue_declare(
                 "profiler.info", passive=True)
         return ready
 
     def delete(self):
+        if self._connection is not None:
+            self._connection.release()
         rabbitmqctl("delete_vhost", self.name)
 
 
@@ -167,7 +177,7 @@ def drain_collector(vhost, store_url, spans, workers, workdir):
         # Cheap polls of the broker while most of the backlog is queued;
         # the store is counted only for the last, unacknowledged part.
         while vhost.ready() > 0:
-            time.sleep(0.05)
+            time.sleep(0.1)
         while _complete(store) < spans:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
@@ -237,36 +247,48 @@ def main():
     parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="drains of each kind, interleaved; the "
+                             "figures are their medians (default: 3)")
     parser.add_argument("--backlog", type=int, default=0,
                         help="also measure the peak RSS of a worker "
                              "draining a backlog of this many events "
                              "(e.g. 1000000)")
     parser.add_argument("--backlog-seconds", type=int, default=300)
     args = parser.parse_args()
+    kinds = [(kind, int(workers)) for kind in args.stores.split(",")
+             for workers in args.workers.split(",")]
     vhost = Vhost()
     stores = Stores()
     workdir = stores.workdir
-    rows = []
+    rates = {"baseline": [], **{kind: [] for kind in kinds}}
     try:
-        sent, spans = fill(vhost, args.events)
-        baseline = sent / drain_baseline(vhost, sent)
-        print(f"baseline (bare oslo.messaging listener): {sent} events, "
-              f"{baseline:,.0f} events/s", flush=True)
-        for kind in args.stores.split(","):
-            rates = {}
-            for workers in [int(w) for w in args.workers.split(",")]:
+        # Rounds interleave the baseline and the collector, so that what
+        # the machine does meanwhile weighs on both alike.
+        for n in range(1, args.rounds + 1):
+            sent, spans = fill(vhost, args.events)
+            rates["baseline"].append(sent / drain_baseline(vhost, sent))
+            for kind, workers in kinds:
                 fill(vhost, args.events)
                 elapsed = drain_collector(vhost, stores.fresh(kind), spans,
                                           workers, workdir)
-                rates[workers] = sent / elapsed
-                rows.append((kind, workers, rates[workers]))
-                print(f"collector {kind} workers={workers}: "
-                      f"{rates[workers]:,.0f} events/s, "
-                      f"{rates[workers] / baseline:.2f} x baseline",
-                      flush=True)
-            if 1 in rates and 2 in rates:
-                print(f"collector {kind}: 2 workers / 1 worker = "
-                      f"{rates[2] / rates[1]:.2f}", flush=True)
+                rates[(kind, workers)].append(sent / elapsed)
+            print(f"round {n}: " + ", ".join(
+                f"{_label(k)} {r[-1]:,.0f}" for k, r in rates.items()),
+                flush=True)
+        median = {k: statistics.median(r) for k, r in rates.items()}
+        print(f"medians of {args.rounds} drains of {sent:,} events "
+              f"(events/s):")
+        print(f"  baseline (bare oslo.messaging listener): "
+              f"{median['baseline']:,.0f}")
+        for kind, workers in kinds:
+            rate = median[(kind, workers)]
+            line = (f"  collector {kind} workers={workers}: {rate:,.0f}, "
+                    f"{rate / median['baseline']:.2f} x baseline")
+            if workers == 2 and (kind, 1) in median:
+                line += (f", 2 workers / 1 worker = "
+                         f"{rate / median[(kind, 1)]:.2f}")
+            print(line, flush=True)
         if args.backlog:
             started = time.monotonic()
             queued, _spans = fill(vhost, args.backlog)
@@ -279,6 +301,10 @@ def main():
     finally:
         vhost.delete()
         stores.cleanup()
+
+
+def _label(kind):
+    return kind if kind == "baseline" else f"{kind[0]}/{kind[1]}w"
 
 
 if __name__ == "__main__":
