@@ -118,6 +118,30 @@ def test_show_tree_is_the_default(cli):
                         "[ERROR VolumeError: busy]")
 
 
+def test_show_flags_open_spans_and_orphans(cli):
+    run, store = cli
+    base_id = payloads.new_id()
+    root = payloads.call("wsgi", base_id, base_id, 0, 50)
+    still_open = payloads.call("rpc", base_id, root[0]["trace_id"], 10,
+                               20)[:1]  # its stop never came
+    orphan = payloads.call("db", base_id, payloads.new_id(), 30, 35)
+    write(store, root + still_open + orphan)
+    code, out, err = run("show", base_id)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert "3 spans, 50 ms" in lines[0] and "1 open, 1 orphans" in lines[0]
+    assert lines[1:] == ["├─ wsgi  api@node-1  +0 ms  50 ms",
+                         "│  └─ rpc  api@node-1  +10 ms  0 ms  [OPEN]",
+                         "└─ db  api@node-1  +30 ms  5 ms  [ORPHAN]"]
+    code, out, _ = run("show", base_id, "--format", "json")
+    report = json.loads(out)
+    assert (report["open_spans"], report["orphans"]) == (1, 1)
+    wsgi, db = report["children"]
+    assert (wsgi["open"], wsgi["orphan"]) == (False, False)
+    assert (wsgi["children"][0]["open"], db["orphan"]) == (True, True)
+    assert "exception" not in wsgi["children"][0]["info"]  # no stop yet
+
+
 def test_show_every_format_and_out_file(cli, tmp_path):
     run, store = cli
     ids = dataset(store)
