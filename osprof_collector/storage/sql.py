@@ -167,10 +167,16 @@ class SQLDriver(base.StorageDriver):
         if self.dialect in ("postgresql", "sqlite"):
             module = postgresql if self.dialect == "postgresql" else sqlite
             stmt = module.insert(table)
-            return stmt.on_conflict_do_update(
+            stmt = stmt.on_conflict_do_update(
                 index_elements=["trace_id"],
                 set_={c: sa.func.coalesce(table.c[c], stmt.excluded[c])
                       for c in MERGED_COLUMNS})
+            if self.dialect == "postgresql":
+                # With RETURNING, SQLAlchemy sends the rows as one
+                # multi-row statement per page, where it would otherwise
+                # send an upsert per row for the server to parse and plan.
+                stmt = stmt.returning(table.c.trace_id)
+            return stmt
         stmt = mysql.insert(table)
         return stmt.on_duplicate_key_update(
             {c: sa.func.coalesce(table.c[c], stmt.inserted[c])
