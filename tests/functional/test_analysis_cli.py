@@ -7,6 +7,7 @@ from tests import payloads
 from tests import traced_cloud
 from tests.functional import test_trace_cli as trace_cli
 from tests.unit.test_analysis import Trace
+from tests.unit.test_analysis import two_requests
 from tests.unit.test_query import loop_trace
 from tests.unit.test_query import many_spans
 from tests.unit.test_query import ten_thousand_spans
@@ -108,15 +109,7 @@ def test_show_tree_with_adjusted_skew(cli):
 
 def test_compare_text_and_json(cli):
     run, store = cli
-    a, b = Trace(), Trace()
-    root = a.call("wsgi", 0, 100)
-    for n in range(3):
-        a.call("db", 10 * n, 10 * n + 10, root)
-    a.call("rpc", 50, 80, root)
-    root = b.call("wsgi", 0, 150)
-    for n in range(5):
-        b.call("db", 10 * n, 10 * n + 10, root)
-    b.call("http", 60, 80, root)
+    a, b, _ = two_requests()
     write(store, a.raw + b.raw)
     code, out, err = run("compare", a.base_id, b.base_id)
     assert (code, err) == (0, "")

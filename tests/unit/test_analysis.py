@@ -352,7 +352,9 @@ def test_open_spans_and_orphans_are_left_out_of_timing_not_fatal():
     assert "none (no timed span)" in render.analysis_text(empty)
 
 
-def test_compare_per_service_and_name():
+def two_requests():
+    """The same request twice: 3 then 5 db calls, an rpc then an http
+    call; returns the two traces and the root span of the second."""
     a, b = Trace(), Trace()
     root = a.call("wsgi", 0, 100)
     for n in range(3):
@@ -362,7 +364,12 @@ def test_compare_per_service_and_name():
     for n in range(5):
         b.call("db", 10 * n, 10 * n + 10, root)
     b.call("http", 60, 80, root)
-    b.call("db", 90, None, root)  # open: counted, not timed
+    return a, b, root
+
+
+def test_compare_per_service_and_name():
+    a, b, b_root = two_requests()
+    b.call("db", 90, None, b_root)  # open: counted, not timed
     result = analysis.compare(a.base_id, a.spans(), b.base_id, b.spans())
     assert result["delta_ms"] == 50.0
     rows = [(g["name"], g["count_a"], g["count_b"], g["total_ms_a"],

@@ -19,6 +19,16 @@ def notifications(*raw):
              "metadata": {}} for p in raw]
 
 
+def in_parallel(count, function, *args):
+    """Run function(*args) in count threads at once; wait for them all."""
+    threads = [threading.Thread(target=function, args=args)
+               for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 class UnavailableStore:
     """A store that is down: every write fails the way drivers fail."""
 
@@ -90,12 +100,7 @@ def test_a_failing_store_gets_one_attempt_at_a_time():
     batch = notifications(*payloads.call("db", base_id, base_id, 0, 5))
     assert ep.info(batch) == REQUEUE
     started = time.monotonic()
-    threads = [threading.Thread(target=ep.info, args=(batch,))
-               for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_parallel(8, ep.info, batch)
     # 8 batches in flight on a failing store: 8 attempts spaced 0.1 s apart
     assert store.attempts == 9
     assert time.monotonic() - started >= 0.75
@@ -147,11 +152,6 @@ def test_a_worker_writes_one_batch_at_a_time():
     ep = endpoint.ProfilerEndpoint(store, endpoint.Stats())
     base_id = payloads.new_id()
     batch = notifications(*payloads.call("db", base_id, base_id, 0, 5))
-    threads = [threading.Thread(target=ep.info, args=(batch,))
-               for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_parallel(8, ep.info, batch)
     assert store.writes == 8
     assert store.most_active == 1
