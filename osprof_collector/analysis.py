@@ -65,6 +65,7 @@ class Timeline:
         self.roots = []
         self.nodes = []
         self._build(shape)
+        self.timed = {node.span.trace_id: node for node in self.nodes}
         if self.roots:
             self.start = min(n.start for n in self.roots)
             self.end = max(n.end for n in self.roots)
@@ -264,14 +265,13 @@ def normalise_sql(statement):
 
 def repeated_sql(timeline, n_plus_one=N_PLUS_ONE):
     """Statements grouped by their normal form, and N+1 suspects."""
-    timed = {n.span.trace_id: n for n in timeline.nodes}
     statements = {}
     per_parent = {}
     for span in timeline.by_id.values():
         statement, params = info.statement(span)
         if statement is None:
             continue
-        node = timed.get(span.trace_id)
+        node = timeline.timed.get(span.trace_id)
         key = normalise_sql(statement)
         entry = statements.setdefault(key, {
             "statement": key, "example": statement, "count": 0, "timed": 0,
@@ -312,7 +312,6 @@ def fan_out(timeline):
     seen from the other end: it is not counted again, it names the remote.
     """
     by_id = timeline.by_id
-    timed = {n.span.trace_id: n for n in timeline.nodes}
     calls = {}  # trace_id of a counted call → remote
     servers = []
     for span in by_id.values():
@@ -342,7 +341,7 @@ def fan_out(timeline):
         total = remotes.setdefault(remote, {"remote": remote, "calls": 0,
                                             "total_ms": 0.0})
         total["calls"] += 1
-        node = timed.get(trace_id)
+        node = timeline.timed.get(trace_id)
         total["total_ms"] += node.duration if node is not None else 0.0
     per_parent = sorted(parents.values(), key=lambda r: -r["calls"])
     for row in per_parent:  # a list: the most called first

@@ -59,6 +59,13 @@ def _trace_spans(app, base_id):
     return found
 
 
+def _at_least_one(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text} is not a whole number of at least 1")
+    return value
+
+
 def _argument(parse):
     """An argparse type that turns ValueError into a one-line error."""
     def convert(text):
@@ -149,13 +156,12 @@ class List(lister.Lister):
         parser.add_argument("--min-duration", type=float, metavar="MS",
                             help="only traces lasting at least MS "
                                  "milliseconds")
-        parser.add_argument("--limit", type=int, default=20,
-                            help="at most this many traces (default: 20)")
+        parser.add_argument("--limit", type=_argument(_at_least_one),
+                            default=20, metavar="N",
+                            help="at most N traces (default: 20)")
         return _one_line_errors(parser)
 
     def take_action(self, args):
-        if args.limit < 1:
-            raise OperatorError("--limit must be at least 1")
         trace_filter = base.TraceFilter(
             service=args.service, project=args.project, name=args.name,
             since=args.since, until=args.until, errors_only=args.errors,
@@ -280,13 +286,6 @@ def _add_format(parser):
     parser.add_argument("-f", "--format", choices=("text", "json"),
                         default="text", dest="output_format",
                         help="output format (default: text)")
-
-
-def _at_least_one(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"{text} is not a whole number of at least 1")
-    return value
 
 
 class Analyze(command.Command):
