@@ -192,7 +192,10 @@ def _complete(store, trace):
 # -- one fixture per storage driver, for the contract suite --------------
 
 MONGODB_URL = os.environ.get("OSPROF_COLLECTOR_TEST_MONGODB_URL")
-DRIVERS = ["sqlite", "postgresql", "mysql", "mongomock", "mongodb"]
+# "postgresql" runs the test URL (psycopg2), "postgresql+psycopg" the same
+# server through psycopg 3, which a plain postgresql:// URL picks.
+DRIVERS = ["sqlite", "postgresql", "postgresql+psycopg", "mysql", "mongomock",
+           "mongodb"]
 
 
 @pytest.fixture(params=DRIVERS)
@@ -203,8 +206,10 @@ def store_url_factory(request, tmp_path):
     if name == "sqlite":
         url = f"sqlite:///{tmp_path}/osprof.db"
         factory = functools.partial(storage.get_driver, url)
-    elif name == "postgresql":
+    elif name.startswith("postgresql"):
         url = request.getfixturevalue("postgres_url")
+        if name == "postgresql+psycopg":
+            url = name + url[url.index("://"):]
         factory = functools.partial(storage.get_driver, url)
     elif name == "mysql":
         url = request.getfixturevalue("mysql_url")
