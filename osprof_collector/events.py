@@ -28,8 +28,6 @@ EARLIEST = datetime.datetime(1970, 1, 1)
 TRUNCATED_KEY = "osprof_truncated"
 # MongoDB refuses documents nested deeper than 100 levels; stay well below.
 MAX_INFO_DEPTH = 32
-# 19 digits or more may not fit in 64 bits.
-LONG_NUMBER = re.compile(rb"\d{19}")
 # PostgreSQL text and jsonb cannot hold NUL characters.
 NUL_REPLACEMENT = "\ufffd"
 
@@ -90,46 +88,53 @@ def parse(payload, max_info_bytes=65536):
         if value is not None and not isinstance(value, str):
             return InvalidEvent(
                 f"{key} is {type(value).__name__}, not a string")
-        labels[key] = _clean(value)
-    bounded = bound_info(info, max_info_bytes)
-    host = bounded.get("host")
+        labels[key] = value
+    if "info" in payload and _storable(payload, ids, max_info_bytes):
+        clean_payload = payload  # the usual case: stored as it came
+    else:
+        name = _clean(name)
+        labels = {key: _clean(value) for key, value in labels.items()}
+        info = bound_info(info, max_info_bytes)
+        clean_payload = _storable_copy(payload, ids, labels, info,
+                                       max_info_bytes)
+    host = info.get("host")
     host = _clean(host) if isinstance(host, str) else None
     for key, value in (("name", name), ("host", host), *labels.items()):
         if value is not None and len(value) > MAX_LABEL_LENGTH:
             return InvalidEvent(
                 f"{key} is longer than {MAX_LABEL_LENGTH} characters")
-    if bounded is info and "info" in payload and _storable(payload, ids):
-        clean_payload = payload  # the usual case: already storable
-    else:
-        known = {**{k: payload[k] for k in REQUIRED_KEYS}, **ids}
-        for key in LABEL_KEYS:
-            if key in payload:
-                known[key] = labels[key]
-        extra = {k: v for k, v in payload.items()
-                 if k not in known and k != "info"}
-        clean_payload = bound_info(extra, max_info_bytes) if extra else {}
-        clean_payload.update(known)
-        clean_payload["name"] = _clean(clean_payload["name"])
-        clean_payload["info"] = bounded
-    return Event(name=_clean(name), phase=phase, timestamp=timestamp,
-                 host=host, info=bounded, payload=clean_payload, **ids,
-                 **labels)
+    return Event(base_id=ids["base_id"], trace_id=ids["trace_id"],
+                 parent_id=ids["parent_id"], name=name, phase=phase,
+                 timestamp=timestamp, project=labels["project"],
+                 service=labels["service"], host=host, info=info,
+                 payload=clean_payload)
 
 
-def _storable(payload, ids):
+def _storable(payload, ids, max_bytes):
     """Whether a payload can be stored as it came: canonical ids, and
-    nothing but short plain strings besides info."""
+    plain JSON (see _plain_json) no bigger than max_bytes in all, so that
+    neither info nor anything else in it needs bounding."""
     for key, value in ids.items():
         if payload[key] != value:
             return False
-    for key, value in payload.items():
-        if key == "info":
-            continue
-        if (type(value) is not str or len(value) > MAX_LABEL_LENGTH
-                or type(key) is not str or "\x00" in key
-                or "\x00" in value):
-            return False
-    return True
+    text = _plain_json(payload)
+    return text is not None and len(text) <= max_bytes
+
+
+def _storable_copy(payload, ids, labels, info, max_bytes):
+    """The payload with canonical ids, clean labels and the bounded info;
+    anything else osprofiler may add is bounded like info."""
+    known = {**{k: payload[k] for k in REQUIRED_KEYS}, **ids}
+    for key in LABEL_KEYS:
+        if key in payload:
+            known[key] = labels[key]
+    extra = {k: v for k, v in payload.items()
+             if k not in known and k != "info"}
+    clean_payload = bound_info(extra, max_bytes) if extra else {}
+    clean_payload.update(known)
+    clean_payload["name"] = _clean(clean_payload["name"])
+    clean_payload["info"] = info
+    return clean_payload
 
 
 def normalise_uuid(value):
@@ -203,18 +208,19 @@ def bound_info(info, max_bytes):
 
 def _plain_json(value):
     """The JSON of value if it shows nothing _clean() would change (no NUL,
-    no integer past 64 bits, no key that is not a string, no NaN, fewer
+    no integer past 53 bits, no key that is not a string, no NaN, fewer
     containers in all than the depth limit), else None. A string that
-    merely looks suspicious only costs the slow path."""
+    merely looks suspicious, or an integer that only JavaScript could not
+    hold, costs the slow path (which keeps integers that fit in 64 bits).
+    """
     try:
-        text = orjson.dumps(value)
+        text = orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER)
         if b"null" in text:  # orjson writes NaN and infinity as null
             json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return None
     if (b"\\u0000" in text
-            or text.count(b"{") + text.count(b"[") >= MAX_INFO_DEPTH
-            or LONG_NUMBER.search(text)):
+            or text.count(b"{") + text.count(b"[") >= MAX_INFO_DEPTH):
         return None
     return text
 
