@@ -46,7 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.dirname(sys.executable)
 RABBIT = "guest:guest@127.0.0.1:5672"
 SPANS_PER_TRACE = 201  # the producer's "siblings" scenario
-BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "200"))
+BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "500"))
 
 
 def rabbitmqctl(*args):
@@ -88,6 +88,48 @@ class Vhost:
         if self._connection is not None:
             self._connection.release()
         rabbitmqctl("delete_vhost", self.name)
+
+
+class CPUMeter:
+    """CPU seconds used during a drain by the drainer, the broker and the
+    database server: on two cores they share, these bound how far more
+    workers can go."""
+
+    SERVERS = {"rabbitmq": ("beam.smp",), "postgresql": ("postgres",)}
+
+    def __init__(self, drainer_pids=()):
+        self.drainer_pids = list(drainer_pids)
+        self.start = self._sample()
+
+    def _sample(self):
+        sample = {"self": time.process_time()}
+        for pid in self.drainer_pids:
+            sample[("drainer", pid)] = _cpu_seconds(pid)
+        for proc in psutil.process_iter(["name"]):
+            for server, names in self.SERVERS.items():
+                if proc.info["name"] in names:
+                    sample[(server, proc.pid)] = _cpu_seconds(proc.pid)
+        return sample
+
+    def used(self):
+        """{"drainer": s, "rabbitmq": s, "postgresql": s} since start; a
+        process that started meanwhile counts from 0."""
+        end = self._sample()
+        used = {"drainer": 0.0, "rabbitmq": 0.0, "postgresql": 0.0}
+        for key, seconds in end.items():
+            if key != "self":
+                used[key[0]] += seconds - self.start.get(key, 0.0)
+        if not self.drainer_pids:  # the drainer is this process
+            used["drainer"] = end["self"] - self.start["self"]
+        return used
+
+
+def _cpu_seconds(pid):
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
 
 
 def fill(vhost, events, producers=4):
@@ -140,13 +182,15 @@ def drain_baseline(vhost, events):
         [counter], executor="threading", allow_requeue=True,
         batch_size=BATCH_SIZE, batch_timeout=1.0)
     started = time.monotonic()
+    meter = CPUMeter()
     listener.start()
     counter.done.wait(600)
     elapsed = time.monotonic() - started
+    cpu = meter.used()
     listener.stop()
     listener.wait()
     transport.cleanup()
-    return elapsed
+    return elapsed, cpu
 
 
 def start_collector(vhost, store_url, workers, workdir):
@@ -167,13 +211,14 @@ def start_collector(vhost, store_url, workers, workdir):
 
 def drain_collector(vhost, store_url, spans, workers, workdir):
     """Seconds from the moment the workers consume until the store holds
-    every span with its stop event."""
+    every span with its stop event, and the CPUMeter's figures."""
     process, log = start_collector(vhost, store_url, workers, workdir)
     store = storage.get_driver(store_url)
     try:
         while _log_count(log, "consuming topics") < workers:
             time.sleep(0.01)
         started = time.monotonic()
+        meter = CPUMeter(_children(process.pid))
         # Cheap polls of the broker while most of the backlog is queued;
         # the store is counted only for the last, unacknowledged part.
         while vhost.ready() > 0:
@@ -181,11 +226,12 @@ def drain_collector(vhost, store_url, spans, workers, workdir):
         while _complete(store) < spans:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
+        cpu = meter.used()
     finally:
         process.terminate()
         process.wait(120)
         store.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def backlog_rss(vhost, store_url, workdir, seconds):
@@ -262,17 +308,23 @@ def main():
     stores = Stores()
     workdir = stores.workdir
     rates = {"baseline": [], **{kind: [] for kind in kinds}}
+    cpu = {kind: [] for kind in rates}  # CPU µs an event, per part
     try:
         # Rounds interleave the baseline and the collector, so that what
         # the machine does meanwhile weighs on both alike.
         for n in range(1, args.rounds + 1):
             sent, spans = fill(vhost, args.events)
-            rates["baseline"].append(sent / drain_baseline(vhost, sent))
-            for kind, workers in kinds:
-                fill(vhost, args.events)
-                elapsed = drain_collector(vhost, stores.fresh(kind), spans,
-                                          workers, workdir)
-                rates[(kind, workers)].append(sent / elapsed)
+            for kind in rates:
+                if kind == "baseline":
+                    elapsed, used = drain_baseline(vhost, sent)
+                else:
+                    fill(vhost, args.events)
+                    elapsed, used = drain_collector(
+                        vhost, stores.fresh(kind[0]), spans, kind[1],
+                        workdir)
+                rates[kind].append(sent / elapsed)
+                cpu[kind].append({part: seconds / sent * 1e6
+                                  for part, seconds in used.items()})
             print(f"round {n}: " + ", ".join(
                 f"{_label(k)} {r[-1]:,.0f}" for k, r in rates.items()),
                 flush=True)
@@ -289,6 +341,17 @@ def main():
                 line += (f", 2 workers / 1 worker = "
                          f"{rate / median[(kind, 1)]:.2f}")
             print(line, flush=True)
+        print("CPU time an event, medians in µs (drainer: the listener or "
+              "the collector's workers), and the rate at which they would "
+              "keep both cores busy:")
+        for kind in rates:
+            parts = {part: statistics.median(c[part] for c in cpu[kind])
+                     for part in cpu[kind][0]}
+            total = sum(parts.values())
+            print(f"  {_label(kind)}: " + ", ".join(
+                f"{part} {us:.0f}" for part, us in parts.items())
+                + f"; all {total:.0f}, 2-core bound "
+                  f"{2e6 / total:,.0f} events/s", flush=True)
         if args.backlog:
             started = time.monotonic()
             queued, _spans = fill(vhost, args.backlog)

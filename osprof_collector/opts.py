@@ -21,7 +21,7 @@ collector_opts = [
                     "queue of its own, named after the pool and bound to "
                     "the same routing keys, to run beside another consumer "
                     "without taking its messages."),
-    cfg.IntOpt("batch_size", default=200, min=1,
+    cfg.IntOpt("batch_size", default=500, min=1,
                help="Notifications handed to the store in one write."),
     cfg.FloatOpt("batch_timeout", default=1.0, min=0.01,
                  help="Seconds to wait for a batch to fill before writing "
