@@ -146,6 +146,15 @@ def test_values_no_store_can_hold_are_made_storable():
     json.dumps(event.payload, allow_nan=False)
 
 
+def test_integers_past_64_bits_become_strings_and_others_stay():
+    # orjson encodes unsigned 64-bit integers, which no store holds.
+    info = {"u64": 2 ** 63 + 5, "i64": -(2 ** 63) + 1, "big": 2 ** 60,
+            "host": "h"}
+    event = events.parse(valid_payload(info=info))
+    assert event.info == {"u64": str(2 ** 63 + 5), "i64": -(2 ** 63) + 1,
+                          "big": 2 ** 60, "host": "h"}
+
+
 def test_stop_with_error():
     base_id = payloads.new_id()
     _, stop = payloads.call("rpc", base_id, base_id, 0, 1, stop_info={
