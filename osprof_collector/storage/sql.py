@@ -189,6 +189,12 @@ class SQLDriver(base.StorageDriver):
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
+                    if self.dialect == "postgresql":
+                        # The summaries are read by base_id IN (...). With
+                        # no statistics (a new table, autovacuum off or
+                        # behind) PostgreSQL guesses that matches half the
+                        # table and scans all of it, on every write.
+                        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
                     self._lock_summaries(conn, base_ids)
                     self._span_rows.upsert(conn, rows)
                     self._refresh_summaries(conn, base_ids)
