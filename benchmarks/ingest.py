@@ -13,7 +13,9 @@ backlog drains:
    store and for 1 and 2 workers.
 
 It prints events/s and the ratios collector/baseline and 2 workers/1 worker,
-from the medians of --rounds interleaved drains of each kind.
+from the medians of --rounds interleaved drains of each kind, and the CPU
+time an event cost the drainer, RabbitMQ and PostgreSQL (what bounds the
+scaling when they share the machine's cores).
 Producers are stopped during every drain. With --backlog 1000000 it also
 reports the peak RSS of a worker draining a backlog that large. PostgreSQL
 needs the test role (tools/run-tests.sh creates it).
