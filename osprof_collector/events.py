@@ -16,10 +16,9 @@ import orjson
 PHASES = ("start", "stop")
 UUID_FORM = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                        r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 REQUIRED_KEYS = ("name", "base_id", "trace_id", "parent_id", "timestamp")
-# What the store keeps of a payload besides info; anything else osprofiler
-# may add later is kept too, cleaned and bounded like info.
-LABEL_KEYS = ("project", "service")
 # Names, projects, services and hosts are indexed and listed: keep them short.
 MAX_LABEL_LENGTH = 255
 # Every store keeps these (MySQL's DATETIME starts at year 1000), and
@@ -48,6 +47,8 @@ class Event:
     host: str | None
     info: dict
     payload: dict  # what osprofiler sent, with info bounded
+    # The payload as JSON text, when checking it already encoded it.
+    payload_json: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,22 +60,27 @@ def parse(payload, max_info_bytes=65536):
     """Return an Event, or an InvalidEvent saying what is wrong."""
     if not isinstance(payload, dict):
         return InvalidEvent(f"payload is {type(payload).__name__}, not a dict")
-    for key in REQUIRED_KEYS:
-        if key not in payload:
-            return InvalidEvent(f"missing key {key!r}")
-    ids = {}
-    for key in ("base_id", "trace_id", "parent_id"):
-        ids[key] = normalise_uuid(payload[key])
-        if ids[key] is None:
-            return InvalidEvent(f"{key} is not a UUID string")
-    if ids["trace_id"] in (ids["base_id"], ids["parent_id"]):
+    try:
+        sent_ids = (payload["base_id"], payload["trace_id"],
+                    payload["parent_id"])
+        sent_name, sent_time = payload["name"], payload["timestamp"]
+    except KeyError:
+        missing = next(k for k in REQUIRED_KEYS if k not in payload)
+        return InvalidEvent(f"missing key {missing!r}")
+    ids = (normalise_uuid(sent_ids[0]), normalise_uuid(sent_ids[1]),
+           normalise_uuid(sent_ids[2]))
+    if None in ids:
+        key = ("base_id", "trace_id", "parent_id")[ids.index(None)]
+        return InvalidEvent(f"{key} is not a UUID string")
+    base_id, trace_id, parent_id = ids
+    if trace_id == base_id or trace_id == parent_id:
         # osprofiler gives every call an id of its own; a span that is its
         # own parent or the trace itself would hang nowhere in the tree.
         return InvalidEvent("trace_id equals base_id or parent_id")
-    name, phase = _split_name(payload["name"])
+    name, phase = _split_name(sent_name)
     if name is None:
         return InvalidEvent("name is not a string ending in -start or -stop")
-    timestamp = parse_timestamp(payload["timestamp"])
+    timestamp = parse_timestamp(sent_time)
     if timestamp is None:
         return InvalidEvent("timestamp is not an ISO 8601 date and time")
     if timestamp < EARLIEST:
@@ -82,52 +88,43 @@ def parse(payload, max_info_bytes=65536):
     info = payload.get("info", {})
     if not isinstance(info, dict):
         return InvalidEvent(f"info is {type(info).__name__}, not a dict")
-    labels = {}
-    for key in LABEL_KEYS:
-        value = payload.get(key)
+    project, service = payload.get("project"), payload.get("service")
+    for key, value in (("project", project), ("service", service)):
         if value is not None and not isinstance(value, str):
             return InvalidEvent(
                 f"{key} is {type(value).__name__}, not a string")
-        labels[key] = value
-    if "info" in payload and _storable(payload, ids, max_info_bytes):
+    payload_json = None
+    if "info" in payload and ids == sent_ids:
+        payload_json = _plain_json(payload, max_info_bytes)
+    if payload_json is not None:
         clean_payload = payload  # the usual case: stored as it came
     else:
-        name = _clean(name)
-        labels = {key: _clean(value) for key, value in labels.items()}
+        name, project, service = _clean(name), _clean(project), _clean(service)
         info = bound_info(info, max_info_bytes)
-        clean_payload = _storable_copy(payload, ids, labels, info,
+        clean_payload = _storable_copy(payload, ids, project, service, info,
                                        max_info_bytes)
-    host = info.get("host")
-    host = _clean(host) if isinstance(host, str) else None
-    for key, value in (("name", name), ("host", host), *labels.items()):
+    host = info.get("host")  # clean: info went through _plain_json or _clean
+    if not isinstance(host, str):
+        host = None
+    for key, value in (("name", name), ("host", host), ("project", project),
+                       ("service", service)):
         if value is not None and len(value) > MAX_LABEL_LENGTH:
             return InvalidEvent(
                 f"{key} is longer than {MAX_LABEL_LENGTH} characters")
-    return Event(base_id=ids["base_id"], trace_id=ids["trace_id"],
-                 parent_id=ids["parent_id"], name=name, phase=phase,
-                 timestamp=timestamp, project=labels["project"],
-                 service=labels["service"], host=host, info=info,
-                 payload=clean_payload)
+    return Event(base_id=base_id, trace_id=trace_id, parent_id=parent_id,
+                 name=name, phase=phase, timestamp=timestamp,
+                 project=project, service=service, host=host, info=info,
+                 payload=clean_payload, payload_json=payload_json)
 
 
-def _storable(payload, ids, max_bytes):
-    """Whether a payload can be stored as it came: canonical ids, and
-    plain JSON (see _plain_json) no bigger than max_bytes in all, so that
-    neither info nor anything else in it needs bounding."""
-    for key, value in ids.items():
-        if payload[key] != value:
-            return False
-    text = _plain_json(payload)
-    return text is not None and len(text) <= max_bytes
-
-
-def _storable_copy(payload, ids, labels, info, max_bytes):
+def _storable_copy(payload, ids, project, service, info, max_bytes):
     """The payload with canonical ids, clean labels and the bounded info;
     anything else osprofiler may add is bounded like info."""
-    known = {**{k: payload[k] for k in REQUIRED_KEYS}, **ids}
-    for key in LABEL_KEYS:
+    known = {k: payload[k] for k in REQUIRED_KEYS}
+    known.update(zip(("base_id", "trace_id", "parent_id"), ids))
+    for key, value in (("project", project), ("service", service)):
         if key in payload:
-            known[key] = labels[key]
+            known[key] = value
     extra = {k: v for k, v in payload.items()
              if k not in known and k != "info"}
     clean_payload = bound_info(extra, max_bytes) if extra else {}
@@ -143,18 +140,19 @@ def normalise_uuid(value):
     Stricter than uuid.UUID(), which also takes braces, a urn: prefix and
     whitespace inside the digits (silently giving another UUID).
     """
-    if not isinstance(value, str) or not UUID_FORM.match(value):
+    if not isinstance(value, str):
         return None
-    return value.lower()
+    if CANONICAL_UUID.fullmatch(value):
+        return value  # what osprofiler sends
+    return value.lower() if UUID_FORM.match(value) else None
 
 
 def _split_name(value):
     if not isinstance(value, str):
         return None, None
-    for phase in PHASES:
-        suffix = "-" + phase
-        if value.endswith(suffix) and len(value) > len(suffix):
-            return value[:-len(suffix)], phase
+    name, dash, phase = value.rpartition("-")
+    if dash and name and phase in PHASES:
+        return name, phase
     return None, None
 
 
@@ -182,8 +180,7 @@ def bound_info(info, max_bytes):
     oversized info keeps only its small top-level entries; whatever was cut
     is named under the TRUNCATED_KEY entry.
     """
-    text = _plain_json(info)
-    if text is not None and len(text) <= max_bytes:
+    if _plain_json(info, max_bytes) is not None:
         return info
     truncated = []
     info = {_clean(str(k)): _clean(v, MAX_INFO_DEPTH, truncated, str(k))
@@ -206,21 +203,23 @@ def bound_info(info, max_bytes):
     return info
 
 
-def _plain_json(value):
-    """The JSON of value if it shows nothing _clean() would change (no NUL,
-    no integer past 53 bits, no key that is not a string, no NaN, fewer
-    containers in all than the depth limit), else None. A string that
-    merely looks suspicious, or an integer that only JavaScript could not
-    hold, costs the slow path (which keeps integers that fit in 64 bits).
+def _plain_json(value, max_bytes):
+    """The JSON text of value if it is no longer than max_bytes and shows
+    nothing _clean() would change (no NUL, no integer past 53 bits, no key
+    that is not a string, no NaN, fewer containers in all than the depth
+    limit), else None. A string that merely looks suspicious, or an integer
+    that only JavaScript could not hold, costs the slow path (which keeps
+    integers that fit in 64 bits).
     """
     try:
-        text = orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER)
-        if b"null" in text:  # orjson writes NaN and infinity as null
+        # str, not bytes: the store wants text, and str searches are faster
+        text = orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER).decode()
+        if "null" in text:  # orjson writes NaN and infinity as null
             json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return None
-    if (b"\\u0000" in text
-            or text.count(b"{") + text.count(b"[") >= MAX_INFO_DEPTH):
+    if (len(text) > max_bytes or "\\u0000" in text
+            or text.count("{") + text.count("[") >= MAX_INFO_DEPTH):
         return None
     return text
 

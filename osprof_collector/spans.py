@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Span:
     trace_id: str
     base_id: str
@@ -25,6 +25,11 @@ class Span:
     error: dict | None = None  # {"etype": ..., "message": ...}
     start_payload: dict | None = None
     stop_payload: dict | None = None
+    # The payloads as JSON text, when parsing already encoded them.
+    start_json: str | None = dataclasses.field(
+        default=None, compare=False, repr=False)
+    stop_json: str | None = dataclasses.field(
+        default=None, compare=False, repr=False)
 
     @property
     def is_open(self):
@@ -50,28 +55,38 @@ def from_event(event):
     span = Span(trace_id=event.trace_id, base_id=event.base_id,
                 parent_id=event.parent_id, name=event.name,
                 project=event.project, service=event.service, host=event.host)
+    _add_event(span, event)
+    return span
+
+
+def _add_event(span, event):
+    """Fill what the event knows and the span does not yet."""
     if event.phase == "start":
-        span.started_at = event.timestamp
-        span.start_payload = event.payload
-    else:
+        if span.started_at is None:
+            span.started_at = event.timestamp
+            span.start_payload = event.payload
+            span.start_json = event.payload_json
+    elif span.finished_at is None:
         span.finished_at = event.timestamp
         span.stop_payload = event.payload
+        span.stop_json = event.payload_json
         if "etype" in event.info:
             span.error = {"etype": str(event.info["etype"]),
                           "message": event.info.get("message")}
-    return span
+    for field in ("project", "service", "host"):
+        if getattr(span, field) is None:
+            setattr(span, field, getattr(event, field))
 
 
 def pair(events):
     """Merge a batch of events into as few spans as possible."""
     by_trace_id = {}
     for event in events:
-        span = from_event(event)
-        known = by_trace_id.get(span.trace_id)
-        if known is None:
-            by_trace_id[span.trace_id] = span
+        span = by_trace_id.get(event.trace_id)
+        if span is None:
+            by_trace_id[event.trace_id] = from_event(event)
         else:
-            known.merge(span)  # a span of our own: no copy needed
+            _add_event(span, event)
     return list(by_trace_id.values())
 
 

@@ -128,7 +128,8 @@ class SpanRowWriter:
                 span.project, span.service, span.host,
                 moment(span.started_at), moment(span.finished_at),
                 error.get("etype"), _text(error.get("message")),
-                _json(span.start_payload), _json(span.stop_payload))
+                span.start_json or _json(span.start_payload),
+                span.stop_json or _json(span.stop_payload))
 
     def upsert(self, conn, rows):
         cursor = conn.connection.dbapi_connection.cursor()

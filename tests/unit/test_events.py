@@ -24,6 +24,19 @@ def test_osprofiler_payload_becomes_an_event():
     assert (event.project, event.service, event.host) == ("nova", "api",
                                                           "node-1")
     assert event.payload == payload
+    # checked by encoding it: the store writes that text, not a new one
+    assert json.loads(event.payload_json) == payload
+
+
+@pytest.mark.parametrize("changes", [
+    {"info": {"host": "node-1", "sql": "SELECT '\x00'"}},  # to be cleaned
+    {"info": {"host": "node-1", "rows": 2 ** 70}},  # to be bounded
+    {"trace_id": payloads.new_id().upper()},  # to be normalised
+])
+def test_a_payload_that_changes_is_encoded_by_the_store(changes):
+    event = events.parse(valid_payload(**changes))
+    assert isinstance(event, events.Event)
+    assert event.payload_json is None
 
 
 @pytest.mark.parametrize("key", events.REQUIRED_KEYS)
