@@ -87,7 +87,7 @@ MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
 
 
 class SpanRowWriter:
-    """Upserts span rows through the DB-API cursor itself.
+    """Finds and upserts span rows through the DB-API cursor itself.
 
     SQLAlchemy's per-row parameter processing cost the collector more
     than the database's own work; here a row is a tuple in column order,
@@ -97,7 +97,7 @@ class SpanRowWriter:
 
     def __init__(self, dialect):
         self.dbapi = dialect.loaded_dbapi
-        mark = "?" if self.dbapi.paramstyle == "qmark" else "%s"
+        self.mark = mark = "?" if self.dbapi.paramstyle == "qmark" else "%s"
         columns = ", ".join(SPAN_COLUMNS)
         insert = f"INSERT INTO {spans_table.name} ({columns}) VALUES "
         if dialect.name in ("mysql", "mariadb"):
@@ -131,18 +131,38 @@ class SpanRowWriter:
                 span.start_json or _json(span.start_payload),
                 span.stop_json or _json(span.stop_payload))
 
+    def stored(self, conn, trace_ids, chunk=500):
+        """The set of these trace_ids that have a row already."""
+        found = set()
+        # In chunks: a statement may hold only so many parameters (32,766
+        # in SQLite, 65,535 in PostgreSQL), and batch_size has no maximum.
+        for start in range(0, len(trace_ids), chunk):
+            some = trace_ids[start:start + chunk]
+            marks = ", ".join([self.mark] * len(some))
+            sql = (f"SELECT trace_id FROM {spans_table.name} "
+                   f"WHERE trace_id IN ({marks})")
+            found.update(row[0] for row in self._run(conn, sql, some,
+                                                     fetch=True))
+        return found
+
     def upsert(self, conn, rows):
+        self._run(conn, self.sql, rows, many=True)
+
+    def _run(self, conn, sql, params, many=False, fetch=False):
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            if self.many_rows:
-                psycopg2_extras.execute_values(cursor, self.sql, rows,
-                                               page_size=len(rows))
+            if many and self.many_rows:
+                psycopg2_extras.execute_values(cursor, sql, params,
+                                               page_size=len(params))
+            elif many:
+                cursor.executemany(sql, params)
             else:
-                cursor.executemany(self.sql, rows)
+                cursor.execute(sql, params)
+            return cursor.fetchall() if fetch else None
         except self.dbapi.Error as exc:
             # What SQLAlchemy would have raised (the callers handle it).
             raise sa_exc.DBAPIError.instance(
-                self.sql, None, exc, self.dbapi.Error) from None
+                sql, None, exc, self.dbapi.Error) from None
         finally:
             cursor.close()
 
@@ -185,20 +205,25 @@ class SQLDriver(base.StorageDriver):
         merged = spans_mod.merge_by_trace_id(partial_spans)
         if not merged:
             return
-        base_ids = sorted({s.base_id for s in merged})
+        by_trace = {}
+        for span in merged:
+            by_trace.setdefault(span.base_id, []).append(span)
         rows = [self._span_rows.row(s) for s in merged]
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
                     if self.dialect == "postgresql":
-                        # The summaries are read by base_id IN (...). With
-                        # no statistics (a new table, autovacuum off or
-                        # behind) PostgreSQL guesses that matches half the
-                        # table and scans all of it, on every write.
+                        # With no statistics (a new table, autovacuum off
+                        # or behind) PostgreSQL may guess that an IN (...)
+                        # matches half the table and scan all of it.
                         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-                    self._lock_summaries(conn, base_ids)
+                    summaries = self._lock_summaries(conn, sorted(by_trace))
+                    # Spans stored already (the other half came before,
+                    # or this is a redelivery) do not count again.
+                    stored = self._span_rows.stored(
+                        conn, [span.trace_id for span in merged])
                     self._span_rows.upsert(conn, rows)
-                    self._refresh_summaries(conn, base_ids)
+                    self._update_summaries(conn, summaries, by_trace, stored)
                 return
             except sa_exc.DBAPIError as exc:
                 # InnoDB's gap locks can deadlock concurrent upserts of
@@ -210,14 +235,20 @@ class SQLDriver(base.StorageDriver):
                 raise self._error("write failed", exc) from None
 
     def _lock_summaries(self, conn, base_ids):
-        # Writers of the same trace queue up here, in base_id order (no
-        # deadlock), so each recomputes the summary over committed spans.
-        rows = [{"base_id": b} for b in base_ids]
-        conn.execute(self._summary_rows_insert(), rows)
+        """The summary rows of these traces, created if new and locked.
+
+        Writers of the same trace queue up here, in base_id order (no
+        deadlock): each then folds its batch into what the one before it
+        committed, so the summaries stay exact.
+        """
+        conn.execute(self._summary_rows_insert(),
+                     [{"base_id": b} for b in base_ids])
+        query = (sa.select(traces_table)
+                 .where(traces_table.c.base_id.in_(base_ids))
+                 .order_by(traces_table.c.base_id))
         if self.dialect != "sqlite":  # SQLite already writes one at a time
-            conn.execute(sa.select(traces_table.c.base_id)
-                         .where(traces_table.c.base_id.in_(base_ids))
-                         .order_by(traces_table.c.base_id).with_for_update())
+            query = query.with_for_update()
+        return {row.base_id: row for row in conn.execute(query)}
 
     def _summary_rows_insert(self):
         """Insert the summary rows that do not exist yet."""
@@ -231,51 +262,51 @@ class SQLDriver(base.StorageDriver):
         stmt = mysql.insert(table)
         return stmt.on_duplicate_key_update(base_id=stmt.inserted.base_id)
 
-    def _refresh_summaries(self, conn, base_ids):
-        s = spans_table.c
-        in_batch = s.base_id.in_(base_ids)
-        summaries = {b: {"base_id": b, "started_at": None,
-                         "finished_at": None, "span_count": 0,
-                         "error": False, "services": set(),
-                         "projects": set(), "root": None}
-                     for b in base_ids}
-        # One row per (trace, service, project): few rows, one scan.
-        for row in conn.execute(
-                sa.select(s.base_id, s.service, s.project,
-                          sa.func.min(sa.func.coalesce(s.started_at,
-                                                       s.finished_at)),
-                          sa.func.max(sa.func.coalesce(s.finished_at,
-                                                       s.started_at)),
-                          sa.func.count(), sa.func.count(s.error_type))
-                .where(in_batch).group_by(s.base_id, s.service, s.project)):
-            base_id, service, project, first, last, count, errors = row
-            summary = summaries[base_id]
-            summary["span_count"] += count
-            summary["error"] = summary["error"] or errors > 0
-            summary["started_at"] = _earliest(summary["started_at"], first)
-            summary["finished_at"] = _latest(summary["finished_at"], last)
-            if service is not None:
-                summary["services"].add(service)
-            if project is not None:
-                summary["projects"].add(project)
-        for row in conn.execute(
-                sa.select(s.base_id, s.name, s.started_at)
-                .where(in_batch, s.parent_id == s.base_id)):
-            summary = summaries[row.base_id]
-            candidate = (row.started_at or datetime.datetime.max, row.name)
-            if summary["root"] is None or candidate < summary["root"]:
-                summary["root"] = candidate
+    def _update_summaries(self, conn, summaries, by_trace, stored):
+        """Fold each trace's spans of this batch into its summary."""
+        # The root is the earliest top-level span: read again from the
+        # spans, only for the traces where this batch brings one.
+        roots = self._roots(conn, [
+            base_id for base_id, group in by_trace.items()
+            if any(span.parent_id == base_id for span in group)])
+        updates = []
+        for base_id, group in by_trace.items():
+            old = summaries[base_id]
+            first = min(_earliest(s.started_at, s.finished_at) for s in group)
+            last = max(_latest(s.finished_at, s.started_at) for s in group)
+            started_at = _earliest(old.started_at, first)
+            finished_at = _latest(old.finished_at, last)
+            updates.append({
+                "b_id": base_id, "started_at": started_at,
+                "finished_at": finished_at,
+                "duration_ms": _ms(started_at, finished_at),
+                "span_count": old.span_count + sum(
+                    s.trace_id not in stored for s in group),
+                "error": bool(old.error) or any(s.error for s in group),
+                "services": _join({*_split(old.services),
+                                   *(s.service for s in group if s.service)}),
+                "projects": _join({*_split(old.projects),
+                                   *(s.project for s in group if s.project)}),
+                "root_name": roots.get(base_id, old.root_name)})
         t = traces_table.c
         conn.execute(
             traces_table.update().where(t.base_id == sa.bindparam("b_id")),
-            [{"b_id": v["base_id"], "started_at": v["started_at"],
-              "finished_at": v["finished_at"],
-              "duration_ms": _ms(v["started_at"], v["finished_at"]),
-              "span_count": v["span_count"], "error": v["error"],
-              "services": _join(v["services"]),
-              "projects": _join(v["projects"]),
-              "root_name": v["root"][1] if v["root"] else None}
-             for v in summaries.values()])
+            updates)
+
+    @staticmethod
+    def _roots(conn, base_ids):
+        """{base_id: name of its earliest-started top-level span}."""
+        if not base_ids:
+            return {}
+        s = spans_table.c
+        best = {}
+        for base_id, name, started_at in conn.execute(
+                sa.select(s.base_id, s.name, s.started_at).where(
+                    s.base_id.in_(base_ids), s.parent_id == s.base_id)):
+            candidate = (started_at or datetime.datetime.max, name)
+            if base_id not in best or candidate < best[base_id]:
+                best[base_id] = candidate
+        return {base_id: name for base_id, (_, name) in best.items()}
 
     def write_heartbeat(self, heartbeat):
         table = workers_table

@@ -8,21 +8,26 @@ import sqlalchemy as sa
 from osprof_collector import storage
 from tests.functional.test_storage_contract import a_trace
 from tests.functional.test_storage_contract import partial_spans
+from tests import payloads
 
 
-def _span_table_counts(dsn):
+def _span_table_counts(dsn, counter="seq_scan"):
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT n_tup_ins, seq_scan FROM pg_stat_user_tables "
-                    "WHERE relname = 'osprof_spans'")
+        cur.execute(f"SELECT n_tup_ins, {counter} FROM pg_stat_user_tables "
+                    f"WHERE relname = 'osprof_spans'")
         return cur.fetchone()
+
+
+def _dsn(url):
+    return sa.engine.make_url(url).set(drivername="postgresql") \
+        .render_as_string(hide_password=False)
 
 
 def test_postgresql_writes_never_scan_the_whole_span_table(postgres_url):
     # A new table has no statistics (nor has any table while autovacuum
     # is off): PostgreSQL would then read a batch's traces by scanning all
     # the spans, and every write would cost the size of the store.
-    dsn = sa.engine.make_url(postgres_url).set(
-        drivername="postgresql").render_as_string(hide_password=False)
+    dsn = _dsn(postgres_url)
     # The schema's index builds scan the table: counted before, with the
     # first batch (the counts show once the rows written do).
     first = _write_batches(postgres_url, 1)
@@ -47,12 +52,40 @@ def _write_batches(url, batches):
     return written
 
 
-def _wait_for_counts(dsn, inserted):
-    """(rows inserted, sequential scans) of the span table, once the
-    statistics show that many rows inserted (or after 30 s)."""
+def _wait_for_counts(dsn, inserted, counter="seq_scan"):
+    """(rows inserted, counter) of the span table, once the statistics
+    show that many rows inserted (or after 30 s)."""
     deadline = time.monotonic() + 30
-    counts = _span_table_counts(dsn)
+    counts = _span_table_counts(dsn, counter)
     while counts[0] < inserted and time.monotonic() < deadline:
         time.sleep(0.5)
-        counts = _span_table_counts(dsn)
+        counts = _span_table_counts(dsn, counter)
     return counts
+
+
+def test_a_write_reads_the_spans_of_its_batch_not_all_of_its_traces(
+        postgres_url):
+    # A long trace arrives over many batches: were each write to read all
+    # of its spans again (to refresh its summary), writing it would cost
+    # the square of its size.
+    dsn = _dsn(postgres_url)
+    base_id = payloads.new_id()
+    root = payloads.call("wsgi", base_id, base_id, 0, 5000)
+    children = [p for n in range(2000) for p in payloads.call(
+        "db", base_id, root[0]["trace_id"], n, n + 1)]
+    store = storage.get_driver(postgres_url, ttl=0)
+    try:
+        store.write_spans(partial_spans(root[0], *children[:-2]))
+    finally:
+        store.close()
+    _inserted, fetched_before = _wait_for_counts(dsn, 2000, "idx_tup_fetch")
+    store = storage.get_driver(postgres_url, ttl=0)
+    try:
+        store.write_spans(partial_spans(*children[-2:]))  # one more call
+        assert store.get_trace(base_id).span_count == 2001
+    finally:
+        store.close()
+    _inserted, fetched_after = _wait_for_counts(dsn, 2001, "idx_tup_fetch")
+    # get_trace reads the summary, not the spans: what was fetched from
+    # the span table is the write's, a few rows, not 2,001.
+    assert fetched_after - fetched_before < 10

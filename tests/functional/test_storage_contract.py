@@ -188,6 +188,8 @@ def test_large_batch(store):
     store.write_spans(partial_spans(*raw))
     assert len(store.get_spans(base_id)) == 1000
     assert store.get_trace(base_id).span_count == 1000
+    store.write_spans(partial_spans(*raw))  # all of it again: redelivered
+    assert store.get_trace(base_id).span_count == 1000
 
 
 def test_concurrent_writers_keep_an_exact_summary(store_url_factory):
