@@ -7,12 +7,14 @@ it as root, like the tests), it fills the profiler queue with osprofiler
 events from several real producer processes, then measures how fast that
 backlog drains:
 
-1. baseline: a bare oslo.messaging batch notification listener (same batch
-   size, prefetch and executor as the collector) that stores nothing;
+1. baseline: bare oslo.messaging batch notification listeners (same batch
+   size, prefetch and executor as the collector) that store nothing, in 1
+   and 2 processes;
 2. the osprof-collector daemon, until every span is durably stored, for each
    store and for 1 and 2 workers.
 
-It prints events/s and the ratios collector/baseline and 2 workers/1 worker,
+It prints events/s and the ratios collector/baseline and 2 workers/1 worker
+(and 2 listener processes/1, how far oslo.messaging itself scales here),
 from the medians of --rounds interleaved drains of each kind, and the CPU
 time an event cost the drainer, RabbitMQ and PostgreSQL (what bounds the
 scaling when they share the machine's cores).
@@ -22,11 +24,11 @@ needs the test role (tools/run-tests.sh creates it).
 """
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 import warnings
@@ -156,42 +158,63 @@ def fill(vhost, events, producers=4):
 
 
 class _Counter:
-    def __init__(self, target):
+    """A bare listener's endpoint: counts what it receives into a shared
+    total, and says when that reaches the target."""
+
+    def __init__(self, total, target, done):
+        self.total = total
         self.target = target
-        self.count = 0
-        self.lock = threading.Lock()
-        self.done = threading.Event()
+        self.done = done
 
     def info(self, messages):
-        with self.lock:
-            self.count += len(messages)
-            if self.count >= self.target:
+        with self.total.get_lock():
+            self.total.value += len(messages)
+            if self.total.value >= self.target:
                 self.done.set()
         return oslo_messaging.NotificationResult.HANDLED
 
 
-def drain_baseline(vhost, events):
+def _bare_listener(url, total, target, done, consuming):
+    """One baseline process: listen until the shared total reaches the
+    target (the collector's batch size, prefetch and executor)."""
     conf = cfg.ConfigOpts()
     conf([], project="osprof-bench")
-    transport = oslo_messaging.get_notification_transport(conf,
-                                                          url=vhost.url)
+    transport = oslo_messaging.get_notification_transport(conf, url=url)
     conf.set_override("rabbit_qos_prefetch_count", 2 * BATCH_SIZE,
                       group="oslo_messaging_rabbit")
-    counter = _Counter(events)
     listener = oslo_messaging.get_batch_notification_listener(
         transport, [oslo_messaging.Target(topic="profiler",
                                           exchange="openstack")],
-        [counter], executor="threading", allow_requeue=True,
-        batch_size=BATCH_SIZE, batch_timeout=1.0)
-    started = time.monotonic()
-    meter = CPUMeter()
+        [_Counter(total, target, done)], executor="threading",
+        allow_requeue=True, batch_size=BATCH_SIZE, batch_timeout=1.0)
     listener.start()
-    counter.done.wait(600)
-    elapsed = time.monotonic() - started
-    cpu = meter.used()
+    consuming.release()
+    done.wait(600)
     listener.stop()
     listener.wait()
     transport.cleanup()
+
+
+def drain_baseline(vhost, events, processes):
+    """Seconds for `processes` bare listeners to receive every event, from
+    the moment they all consume, and the CPUMeter's figures."""
+    context = multiprocessing.get_context("spawn")
+    total, done = context.Value("q", 0), context.Event()
+    consuming = context.Semaphore(0)
+    children = [context.Process(target=_bare_listener, args=(
+        vhost.url, total, events, done, consuming))
+        for _ in range(processes)]
+    for child in children:
+        child.start()
+    for _ in children:
+        consuming.acquire()
+    started = time.monotonic()
+    meter = CPUMeter([child.pid for child in children])
+    done.wait(600)
+    elapsed = time.monotonic() - started
+    cpu = meter.used()
+    for child in children:
+        child.join(120)
     return elapsed, cpu
 
 
@@ -304,44 +327,52 @@ def main():
                              "(e.g. 1000000)")
     parser.add_argument("--backlog-seconds", type=int, default=300)
     args = parser.parse_args()
-    kinds = [(kind, int(workers)) for kind in args.stores.split(",")
-             for workers in args.workers.split(",")]
+    workers = [int(n) for n in args.workers.split(",")]
+    # The baseline runs as many listener processes as the collector
+    # workers, so that each scaling compares with oslo.messaging's own.
+    kinds = [(kind, n) for kind in ("baseline", *args.stores.split(","))
+             for n in workers]
     vhost = Vhost()
     stores = Stores()
     workdir = stores.workdir
-    rates = {"baseline": [], **{kind: [] for kind in kinds}}
+    rates = {kind: [] for kind in kinds}
     cpu = {kind: [] for kind in rates}  # CPU µs an event, per part
     try:
         # Rounds interleave the baseline and the collector, so that what
         # the machine does meanwhile weighs on both alike.
         for n in range(1, args.rounds + 1):
-            sent, spans = fill(vhost, args.events)
-            for kind in rates:
+            for kind, processes in kinds:
+                sent, spans = fill(vhost, args.events)
                 if kind == "baseline":
-                    elapsed, used = drain_baseline(vhost, sent)
+                    elapsed, used = drain_baseline(vhost, sent, processes)
                 else:
-                    fill(vhost, args.events)
                     elapsed, used = drain_collector(
-                        vhost, stores.fresh(kind[0]), spans, kind[1],
+                        vhost, stores.fresh(kind), spans, processes,
                         workdir)
-                rates[kind].append(sent / elapsed)
-                cpu[kind].append({part: seconds / sent * 1e6
-                                  for part, seconds in used.items()})
+                rates[kind, processes].append(sent / elapsed)
+                cpu[kind, processes].append(
+                    {part: seconds / sent * 1e6
+                     for part, seconds in used.items()})
             print(f"round {n}: " + ", ".join(
                 f"{_label(k)} {r[-1]:,.0f}" for k, r in rates.items()),
                 flush=True)
         median = {k: statistics.median(r) for k, r in rates.items()}
         print(f"medians of {args.rounds} drains of {sent:,} events "
               f"(events/s):")
-        print(f"  baseline (bare oslo.messaging listener): "
-              f"{median['baseline']:,.0f}")
-        for kind, workers in kinds:
-            rate = median[(kind, workers)]
-            line = (f"  collector {kind} workers={workers}: {rate:,.0f}, "
-                    f"{rate / median['baseline']:.2f} x baseline")
-            if workers == 2 and (kind, 1) in median:
-                line += (f", 2 workers / 1 worker = "
-                         f"{rate / median[(kind, 1)]:.2f}")
+        for kind, processes in kinds:
+            rate = median[kind, processes]
+            if kind == "baseline":
+                line = (f"  baseline (bare oslo.messaging listener) "
+                        f"processes={processes}: {rate:,.0f}")
+            else:
+                line = (f"  collector {kind} workers={processes}: "
+                        f"{rate:,.0f}, {rate / median['baseline', 1]:.2f} x "
+                        f"baseline")
+                if ("baseline", processes) in median and processes > 1:
+                    line += (f", {rate / median['baseline', processes]:.2f}"
+                             f" x baseline processes={processes}")
+            if processes == 2 and (kind, 1) in median:
+                line += (f", 2 / 1 = {rate / median[kind, 1]:.2f}")
             print(line, flush=True)
         print("CPU time an event, medians in µs (drainer: the listener or "
               "the collector's workers), and the rate at which they would "
@@ -369,7 +400,8 @@ def main():
 
 
 def _label(kind):
-    return kind if kind == "baseline" else f"{kind[0]}/{kind[1]}w"
+    name, processes = kind
+    return f"{name}/{processes}{'p' if name == 'baseline' else 'w'}"
 
 
 if __name__ == "__main__":
