@@ -272,6 +272,8 @@ class SQLDriver(base.StorageDriver):
         updates = []
         for base_id, group in by_trace.items():
             old = summaries[base_id]
+            # A trace runs from the earliest moment any of its events
+            # tells to the latest, whatever the order they come in.
             first = min(_earliest(s.started_at, s.finished_at) for s in group)
             last = max(_latest(s.finished_at, s.started_at) for s in group)
             started_at = _earliest(old.started_at, first)
