@@ -36,6 +36,10 @@ class Span:
         return self.finished_at is None
 
     @property
+    def first_seen(self):
+        return min(t for t in (self.started_at, self.finished_at) if t)
+
+    @property
     def last_seen(self):
         return max(t for t in (self.started_at, self.finished_at) if t)
 
@@ -53,8 +57,7 @@ MERGED_FIELDS = tuple(f.name for f in dataclasses.fields(Span))
 
 def from_event(event):
     span = Span(trace_id=event.trace_id, base_id=event.base_id,
-                parent_id=event.parent_id, name=event.name,
-                project=event.project, service=event.service, host=event.host)
+                parent_id=event.parent_id, name=event.name)
     _add_event(span, event)
     return span
 

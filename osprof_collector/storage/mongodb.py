@@ -326,11 +326,12 @@ def _span_update(span):
 def _summary_update(group, span_count):
     """Fold one trace's spans of this batch, and its span count, into its
     summary."""
-    moments = [t for s in group for t in (s.started_at, s.finished_at) if t]
+    first = min(s.first_seen for s in group)
+    last = max(s.last_seen for s in group)
     return {
-        "$min": {"started_us": _micros(min(moments))},
-        "$max": {"finished_us": _micros(max(moments)),
-                 "finished_at": max(moments),  # for the TTL index
+        "$min": {"started_us": _micros(first)},
+        "$max": {"finished_us": _micros(last),
+                 "finished_at": last,  # for the TTL index
                  "error": any(s.error is not None for s in group),
                  # spans are only added, so the highest count is the latest
                  "span_count": span_count},

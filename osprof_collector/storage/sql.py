@@ -274,10 +274,10 @@ class SQLDriver(base.StorageDriver):
             old = summaries[base_id]
             # A trace runs from the earliest moment any of its events
             # tells to the latest, whatever the order they come in.
-            first = min(_earliest(s.started_at, s.finished_at) for s in group)
-            last = max(_latest(s.finished_at, s.started_at) for s in group)
-            started_at = _earliest(old.started_at, first)
-            finished_at = _latest(old.finished_at, last)
+            started_at = _earliest(old.started_at,
+                                   min(s.first_seen for s in group))
+            finished_at = _latest(old.finished_at,
+                                  max(s.last_seen for s in group))
             updates.append({
                 "b_id": base_id, "started_at": started_at,
                 "finished_at": finished_at,
