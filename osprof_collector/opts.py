@@ -67,7 +67,8 @@ storage_opts = [
                     "stores); worker 0 does it."),
     cfg.IntOpt("max_retries", default=0, min=0,
                help="Attempts to reach the store at start before giving "
-                    "up; 0 retries forever."),
+                    "up: the daemon then exits with status 69. 0 retries "
+                    "forever."),
     cfg.FloatOpt("retry_interval_max", default=30.0, min=0.1,
                  help="Longest pause, in seconds, between attempts to reach "
                       "the store; pauses grow exponentially up to it."),

@@ -5,13 +5,17 @@ import gc
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 
+import amqp.exceptions
 import cotyledon
 import oslo_messaging
 
+from osprof_collector import broker
 from osprof_collector import endpoint as endpoint_mod
+from osprof_collector import exits
 from osprof_collector import storage
 from osprof_collector.storage import base as storage_base
 
@@ -25,10 +29,27 @@ def targets(conf):
             for exchange in conf.collector.exchanges]
 
 
+# What RabbitMQ answers to credentials or a vhost it refuses: retrying
+# cannot help, the configuration must change.
+BROKER_REFUSALS = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
+
+
 def connect_store(conf):
-    return storage.connect(conf.storage.connection, ttl=conf.storage.ttl,
-                           max_attempts=conf.storage.max_retries,
-                           max_interval=conf.storage.retry_interval_max)
+    """The store, or FatalError if it refuses the URL or stays unreachable
+    for [storage] max_retries attempts."""
+    url = conf.storage.connection
+    try:
+        return storage.connect(url, ttl=conf.storage.ttl,
+                               max_attempts=conf.storage.max_retries,
+                               max_interval=conf.storage.retry_interval_max)
+    except storage.ConfigurationError as exc:
+        raise exits.FatalError(exits.CONFIG, f"store refused: {exc}") from None
+    except storage.StorageError as exc:
+        raise exits.FatalError(
+            exits.UNAVAILABLE,
+            f"store {storage.address(url)} still unreachable after "
+            f"{conf.storage.max_retries} attempts ([storage] max_retries): "
+            f"{exc}") from None
 
 
 class CollectorWorker(cotyledon.Service):
@@ -40,14 +61,31 @@ class CollectorWorker(cotyledon.Service):
         self.stats = endpoint_mod.Stats()
         self.stopping = threading.Event()
         self.listener = None
+        self.consuming = threading.Event()  # listener.start() returned
         self.store = None
         self.transport = None
         self.host = socket.gethostname()
         self.started_at = datetime.datetime.utcnow()
 
     def run(self):
+        try:
+            self._start()
+        except exits.FatalError as exc:
+            fatal = exc
+        else:
+            self._run_periodic_tasks()
+            return
+        # Said outside the except block, so that the log line carries no
+        # exception summary: one line. A worker stopped by the master
+        # because another met the same error keeps quiet.
+        if not self.stopping.is_set():
+            exits.report(self.conf, f"Worker {self.worker_id}: {fatal}")
+        sys.exit(fatal.status)  # the master then stops the daemon
+
+    def _start(self):
         # Connections are made here, after the fork, never inherited.
         conf = self.conf
+        broker.name_the_broker_in_retry_lines(conf)
         self.store = connect_store(conf)
         LOG.info("Worker %s storing in %s", self.worker_id,
                  storage.mask_password(conf.storage.connection))
@@ -69,11 +107,17 @@ class CollectorWorker(cotyledon.Service):
         # collections, which scanned it all again and again during a drain
         # (a tenth of a busy worker's CPU).
         gc.freeze()
-        self.listener.start()
+        try:
+            # Connects to the broker, retrying while it is unreachable.
+            self.listener.start()
+        except BROKER_REFUSALS as exc:
+            raise exits.FatalError(
+                exits.CONFIG, f"broker {broker.address(conf)} refused the "
+                f"connection: {exc}") from None
+        self.consuming.set()
         LOG.info("Worker %s consuming topics %s on exchanges %s",
                  self.worker_id, ",".join(conf.collector.topics),
                  ",".join(conf.collector.exchanges))
-        self._run_periodic_tasks()
 
     def _run_periodic_tasks(self):
         conf = self.conf
@@ -124,13 +168,14 @@ class CollectorWorker(cotyledon.Service):
 
     def terminate(self):
         self.stopping.set()
-        if self.listener is not None:
+        if self.consuming.is_set():
             # stop() ends consumption; wait() lets the batches in hand
             # finish, so they are stored and acked before we exit.
             self.listener.stop()
             self.listener.wait()
-        if self.transport is not None:
             self.transport.cleanup()
+        # Else start() is still trying to reach the broker: stop() would
+        # wait for it, and nothing was received, so nothing is left to ack.
         if self.store is not None:
             self._heartbeat()  # with the final counts
             self.store.close()

@@ -12,6 +12,7 @@
 #   - MariaDB listening on 127.0.0.1:3306 with a user osprof (password
 #     osprof) that may create osprof_test_* databases;
 #   - Debian's chromium, which renders the HTML report in its tests;
+#   - systemd-analyze, which checks the systemd unit;
 #   - a virtualenv with the project and test-requirements.txt installed.
 # Then it runs "python -m pytest ARGS" (ARGS default to "tests": the whole
 # suite) and exits with pytest's status.
@@ -317,6 +318,14 @@ ensure_chromium() {
     command -v chromium >/dev/null || die "chromium did not install"
 }
 
+# -- systemd-analyze (the systemd unit is checked with it) -----------------
+
+ensure_systemd_analyze() {
+    command -v systemd-analyze >/dev/null && return
+    apt_install "systemd-analyze (for the systemd unit tests)" systemd
+    command -v systemd-analyze >/dev/null || die "systemd did not install"
+}
+
 # -- main -----------------------------------------------------------------
 
 main() {
@@ -325,6 +334,7 @@ main() {
     ensure_postgresql
     ensure_mariadb
     ensure_chromium
+    ensure_systemd_analyze
     ensure_venv tests -e . -r test-requirements.txt
     (($#)) || set -- tests
     say "running: python -m pytest $*"

@@ -31,6 +31,27 @@ def mask_password(url):
     return parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
 
 
+# The ports the drivers' client libraries use when a URL names none.
+DEFAULT_PORTS = {"mongodb": 27017, "postgresql": 5432, "mysql": 3306}
+
+
+def address(url):
+    """Where a store URL points, for log lines: its host:port (the default
+    port when the URL names none), or its file for SQLite."""
+    try:
+        parts = parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        return parts.path[1:] or ":memory:"
+    if scheme == "mongodb" and "," in parts.netloc:  # a replica set
+        return parts.netloc.rpartition("@")[2]
+    port = port or DEFAULT_PORTS.get(scheme)
+    return f"{parts.hostname or 'localhost'}:{port}"
+
+
 def available_drivers():
     return sorted(stevedore.ExtensionManager(NAMESPACE).names())
 
@@ -66,8 +87,9 @@ def connect(url, ttl=None, max_attempts=0, max_interval=30.0):
             else tenacity.stop_never)
 
     def log_retry(state):
-        LOG.warning("Storage %s unreachable (%s); retrying in %.1f s",
-                    mask_password(url), state.outcome.exception(),
+        # The error names the URL, password masked.
+        LOG.warning("Storage at %s unreachable (%s); retrying in %.1f s",
+                    address(url), state.outcome.exception(),
                     state.next_action.sleep)
 
     retrying = tenacity.Retrying(

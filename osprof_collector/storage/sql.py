@@ -3,6 +3,7 @@
 import dataclasses
 import datetime
 import logging
+import os
 import time
 
 import orjson
@@ -183,11 +184,19 @@ class SQLDriver(base.StorageDriver):
                 spans_by_service.create(self.engine, checkfirst=True)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
-            raise self._error("cannot prepare the schema", exc) from None
+            error = self._error("cannot prepare the schema", exc)
+            if _is_refusal(exc):
+                error = base.ConfigurationError(str(error))
+            raise error from None
 
     @classmethod
     def check_url(cls, url):
-        _create_engine(url).dispose()  # connects to nothing
+        engine = _create_engine(url)  # connects to nothing
+        try:
+            if engine.dialect.name == "sqlite":
+                _check_sqlite_path(url, engine.url.database)
+        finally:
+            engine.dispose()
 
     def _error(self, what, exc):
         reason = getattr(exc, "orig", None) or exc
@@ -579,6 +588,42 @@ def _row_summary(row):
 
 def _text(value):
     return None if value is None else str(value)
+
+
+# Errors that say the URL itself is wrong, whatever the retries: PostgreSQL
+# refusing the role, password or database (SQLSTATE class 28, 3D000);
+# MySQL denying access or not knowing the database.
+REFUSAL_SQLSTATES = ("28000", "28P01", "3D000")
+REFUSAL_MYSQL_CODES = {1044, 1045, 1049, 1698}
+# libpq reports a refusal at connection time without a SQLSTATE.
+REFUSAL_TEXTS = ("password authentication failed", "does not exist",
+                 "no pg_hba.conf entry")
+
+
+def _is_refusal(exc):
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    code = (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+            or (orig.args[0] if orig.args else None))
+    if code in REFUSAL_SQLSTATES or code in REFUSAL_MYSQL_CODES:
+        return True
+    text = str(orig)
+    return "FATAL" in text and any(t in text for t in REFUSAL_TEXTS)
+
+
+def _check_sqlite_path(url, path):
+    """A SQLite file must be creatable: its directory must exist."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise base.ConfigurationError(
+            f"{mask_password(url)}: directory {directory} does not exist")
+    if not os.access(path if os.path.exists(path) else directory,
+                     os.W_OK):
+        raise base.ConfigurationError(
+            f"{mask_password(url)}: {path} is not writable")
 
 
 def _is_deadlock(exc):

@@ -96,6 +96,10 @@ class Collector:
                 raise AssertionError(f"no {text!r} in log: {self.log()}")
             time.sleep(0.1)
 
+    def wait_exit(self, timeout=60):
+        """The exit status of a daemon expected to stop by itself."""
+        return self.process.wait(timeout)
+
     def stop(self, sig=signal.SIGTERM, timeout=60):
         self.process.send_signal(sig)
         return self.process.wait(timeout)
