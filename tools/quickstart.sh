@@ -9,6 +9,9 @@
 #   OSPROF_COLLECTOR_VENV            virtualenv (default: <repo>/.venv)
 #   OSPROF_COLLECTOR_QUICKSTART_DIR  config, database and log
 #                                    (default: <repo>/.quickstart)
+#   OSPROF_COLLECTOR_QUICKSTART_VHOST
+#                                    RabbitMQ vhost it creates, uses and
+#                                    deletes (default: osprof-quickstart)
 #   PYTHON                           interpreter for the virtualenv
 #
 # The collector runs only while this script does; it is stopped with
@@ -21,7 +24,10 @@ PROG=quickstart
 source "$(dirname "${BASH_SOURCE[0]}")/run-tests.sh"
 
 WORK=${OSPROF_COLLECTOR_QUICKSTART_DIR:-$ROOT/.quickstart}
-TRANSPORT_URL=rabbit://guest:guest@127.0.0.1:5672/
+# A vhost of its own: another consumer of profiler.info on this broker (an
+# installed collector, say) cannot take the traces it sends.
+VHOST=${OSPROF_COLLECTOR_QUICKSTART_VHOST:-osprof-quickstart}
+TRANSPORT_URL=rabbit://guest:guest@127.0.0.1:5672/$VHOST
 COLLECTOR_PID=
 
 stop_collector() {
@@ -46,6 +52,7 @@ stop_collector() {
     done
     wait "$pid" || collector_status=$?
     say "collector exited with status $collector_status"
+    rabbitmqctl -q delete_vhost "$VHOST" </dev/null >/dev/null 2>&1 || true
     if ((status == 0 && collector_status != 0)); then
         exit "$collector_status"
     fi
@@ -69,8 +76,21 @@ wait_for_log() {  # TEXT TIMEOUT
     done
 }
 
+# A new, empty vhost each run, so that nothing left by an earlier run is
+# counted.
+fresh_vhost() {
+    rabbitmqctl -q delete_vhost "$VHOST" </dev/null >/dev/null 2>&1 || true
+    rabbitmqctl -q add_vhost "$VHOST" </dev/null >/dev/null ||
+        die "cannot create the RabbitMQ vhost $VHOST with rabbitmqctl"
+    rabbitmqctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' \
+        </dev/null >/dev/null ||
+        die "cannot let user guest use the RabbitMQ vhost $VHOST"
+}
+
 cd "$ROOT"
 ensure_rabbitmq
+fresh_vhost
+say "using RabbitMQ vhost $VHOST ($TRANSPORT_URL)"
 ensure_venv quickstart -e . osprofiler
 BIN=$VENV/bin
 
@@ -119,14 +139,29 @@ send cinder volume raises 1
 send cinder volume dashes 1
 
 say "waiting for the collector to store them"
-"$BIN/python" - "$STORE_URL" "$SENT" <<'EOF' || die "traces not stored in time; see $LOG_FILE"
+"$BIN/python" - "$STORE_URL" "$SENT" "$LOG_FILE" <<'EOF' || die "traces not stored in time; see $LOG_FILE"
 import json
+import re
 import sys
 import time
 
 from osprof_collector import storage
 
-url, sent = sys.argv[1], sys.argv[2]
+url, sent, log_file = sys.argv[1:]
+
+
+def why():
+    """What the collector's log says about the spans that did not come."""
+    with open(log_file) as log:
+        lines = log.read().splitlines()
+    stats = [line for line in lines if " stats: " in line]
+    problems = [line for line in lines
+                if re.search(r" (ERROR|WARNING|CRITICAL) ", line)]
+    said = [f"its last statistics: {stats[-1].split(' stats: ', 1)[1]}"
+            if stats else "it logged no statistics yet"]
+    said += [f"its last problem: {problems[-1]}"] if problems else []
+    return "; ".join(said)
+
 with open(sent) as f:
     traces = [json.loads(line) for line in f if line.strip()]
 store = storage.get_driver(url)
@@ -144,88 +179,36 @@ while True:
         print(f"all {len(traces)} traces stored")
         break
     if time.monotonic() > deadline:
-        print(f"{missing} spans still missing", file=sys.stderr)
+        total = sum(len(trace["spans"]) for trace in traces)
+        print(f"{missing} of {total} spans still missing after 60 s; "
+              f"{why()}", file=sys.stderr)
         sys.exit(1)
     time.sleep(0.3)
 store.close()
 EOF
 
+TRACE="$BIN/osprof-trace --connection $STORE_URL"
+FIRST=$(head -n 1 "$SENT" | "$BIN/python" -c \
+    'import json, sys; print(json.load(sys.stdin)["base_id"])')
 echo
-if [[ -x $BIN/osprof-trace ]] &&
-    LISTING=$("$BIN/osprof-trace" --connection "$STORE_URL" list \
-        2>/dev/null </dev/null); then
-    say "osprof-trace --connection $STORE_URL list"
-    printf '%s\n' "$LISTING"
-    FIRST=$(head -n 1 "$SENT" | "$BIN/python" -c \
-        'import json, sys; print(json.load(sys.stdin)["base_id"])')
-    echo
-    say "osprof-trace --connection $STORE_URL show $FIRST"
-    "$BIN/osprof-trace" --connection "$STORE_URL" show "$FIRST" </dev/null
-else
-    say "stored traces (newest first):"
-    "$BIN/python" - "$STORE_URL" <<'EOF'
-import collections
-import sys
-
-from osprof_collector import storage
-
-
-def ms(start, end):
-    if start is None or end is None:
-        return "unfinished"
-    return f"{(end - start).total_seconds() * 1000:.1f} ms"
-
-
-def line(span):
-    text = f"{span.name} [{span.service or '?'}] {ms(span.started_at, span.finished_at)}"
-    if span.error:
-        text += (f"  ERROR {span.error.get('etype', '?')}: "
-                 f"{span.error.get('message', '')}")
-    return text
-
-
-def order(span):
-    return (span.started_at is None, span.started_at or 0, span.trace_id)
-
-
-store = storage.get_driver(sys.argv[1])
-try:
-    for trace in store.list_traces(limit=20):
-        duration = trace.duration_ms
-        print(f"\n{trace.base_id}  {trace.started_at or '?'}  "
-              f"{'?' if duration is None else f'{duration:.1f}'} ms  "
-              f"{trace.span_count} spans  {','.join(trace.services)}"
-              f"{'  ERROR' if trace.error else ''}")
-        spans = store.get_spans(trace.base_id)
-        ids = {s.trace_id for s in spans}
-        children = collections.defaultdict(list)
-        for span in spans:
-            parent = span.parent_id if span.parent_id in ids else None
-            children[parent].append(span)
-        seen = set()
-
-        def show(span, depth):
-            if span.trace_id in seen:
-                return
-            seen.add(span.trace_id)
-            print("  " * depth + "- " + line(span))
-            for child in sorted(children.get(span.trace_id, []), key=order):
-                show(child, depth + 1)
-
-        for root in sorted(children.get(None, []), key=order):
-            show(root, 1)
-        for span in sorted(spans, key=order):  # cycles: never lose a span
-            show(span, 1)
-finally:
-    store.close()
-EOF
-fi
+say "$TRACE list"
+$TRACE list </dev/null
+echo
+say "$TRACE show $FIRST"
+$TRACE show "$FIRST" </dev/null
 
 echo
 say "database: $DB ($STORE_URL)"
 say "log:      $LOG_FILE"
 say "config:   $CONFIG"
 cat <<EOF
+
+osprof-trace is installed in $BIN, which is not on your PATH. To read
+this store again:
+
+    export OSPROF_TRACE_CONNECTION=$STORE_URL
+    $BIN/osprof-trace list
+    $BIN/osprof-trace show $FIRST
 
 Run it as a service: pip install the project, copy
 etc/osprof-collector/osprof-collector.conf.sample to
