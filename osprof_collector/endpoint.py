@@ -9,10 +9,12 @@ import time
 import oslo_messaging
 
 from osprof_collector import events
+from osprof_collector import operations
 from osprof_collector import spans
 from osprof_collector.storage import base as storage_base
 
 LOG = logging.getLogger(__name__)
+MS = datetime.timedelta(milliseconds=1)
 
 
 class Stats:
@@ -24,6 +26,7 @@ class Stats:
         self._lock = threading.Lock()
         self.counts = dict.fromkeys(self.FIELDS, 0)
         self.last_write = None  # time.time() of the last successful write
+        self.operations = operations.Operations()
 
     def add(self, **increments):
         with self._lock:
@@ -164,7 +167,29 @@ class ProfilerEndpoint:
                 return oslo_messaging.NotificationResult.REQUEUE
             self.backoff.succeeded()
         self.stats.wrote(len(partial_spans))
+        self._count_operations(partial_spans)
         return oslo_messaging.NotificationResult.HANDLED
+
+    def _count_operations(self, stored_spans):
+        """Count the calls whose stop this batch stored. A stop whose
+        start came in an earlier batch (or to another worker) takes the
+        start from the store: leaving those calls out would leave out the
+        long ones most."""
+        finished = [s for s in stored_spans if s.finished_at is not None]
+        unpaired = [s.trace_id for s in finished if s.started_at is None]
+        starts = {}
+        if unpaired:
+            try:
+                starts = self.store.get_start_times(unpaired)
+            except Exception as exc:  # counting must never stop the work
+                LOG.warning("Start times of %d spans unreadable, their "
+                            "calls are counted without a duration: %s",
+                            len(unpaired), exc)
+        for span in finished:
+            started = span.started_at or starts.get(span.trace_id)
+            self.stats.operations.observe(
+                span.service, span.name, span.error is not None,
+                None if started is None else (span.finished_at - started) / MS)
 
     def _parse(self, payload):
         try:

@@ -159,7 +159,8 @@ class CollectorWorker(cotyledon.Service):
             worker=f"{self.host}/{self.worker_id}", host=self.host,
             pid=os.getpid(), started_at=self.started_at,
             updated_at=datetime.datetime.utcnow(), counts=counts,
-            last_write=last_write)
+            last_write=last_write,
+            operations=self.stats.operations.snapshot())
         try:
             self.store.write_heartbeat(heartbeat)
         except Exception as exc:  # health reports must never stop the work

@@ -86,6 +86,9 @@ class Heartbeat:
     updated_at: datetime.datetime
     counts: dict[str, int]  # the worker's counters since it started
     last_write: datetime.datetime | None  # last successful span write
+    # operations.Operations.snapshot(): calls, errors and durations per
+    # (service, span name) since it started; None from an older collector.
+    operations: list[dict] | None = None
 
 
 class StorageDriver(abc.ABC):
@@ -115,6 +118,10 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     def get_spans(self, base_id):
         """All spans of one trace, as spans.Span, in no particular order."""
+
+    @abc.abstractmethod
+    def get_start_times(self, trace_ids):
+        """{trace_id: started_at} of those spans stored with a start."""
 
     @abc.abstractmethod
     def get_trace(self, base_id):

@@ -162,6 +162,16 @@ class MongoDBDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
         return [_doc_span(doc) for doc in docs]
 
+    def get_start_times(self, trace_ids):
+        try:
+            docs = list(self.spans.find(
+                {"_id": {"$in": list(trace_ids)},
+                 "started_at": {"$ne": None}},
+                {"started_at": 1, "started_at_microsecond": 1}))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return {doc["_id"]: _exact(doc, "started_at") for doc in docs}
+
     def get_trace(self, base_id):
         if not isinstance(base_id, str):
             return None
@@ -464,6 +474,7 @@ def _heartbeat_doc(heartbeat):
             "started_us": _micros(heartbeat.started_at),
             "updated_us": _micros(heartbeat.updated_at),
             "counts": heartbeat.counts,
+            "operations": heartbeat.operations,
             "last_write_us": None if last_write is None else _micros(
                 last_write)}
 
@@ -473,7 +484,8 @@ def _doc_heartbeat(doc):
         worker=doc["_id"], host=doc["host"], pid=doc["pid"],
         started_at=_from_micros(doc["started_us"]),
         updated_at=_from_micros(doc["updated_us"]), counts=doc["counts"],
-        last_write=_from_micros(doc["last_write_us"]))
+        last_write=_from_micros(doc["last_write_us"]),
+        operations=doc.get("operations"))
 
 
 def _exact(doc, field):

@@ -77,6 +77,7 @@ workers_table = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("last_write", Timestamp),
+    sa.Column("operations", sa.JSON),
 )
 
 DEADLOCK_ATTEMPTS = 5
@@ -182,6 +183,7 @@ class SQLDriver(base.StorageDriver):
                 # made; the collector builds it, never a reader, whose
                 # CREATE INDEX would hold the collector's writes meanwhile.
                 spans_by_service.create(self.engine, checkfirst=True)
+                _add_missing_columns(self.engine)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             error = self._error("cannot prepare the schema", exc)
@@ -348,6 +350,20 @@ class SQLDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
         return [_row_span(row) for row in rows]
 
+    def get_start_times(self, trace_ids):
+        s = spans_table.c
+        found = {}
+        try:
+            with self.engine.connect() as conn:
+                for start in range(0, len(trace_ids), 500):  # bind limits
+                    found.update(conn.execute(
+                        sa.select(s.trace_id, s.started_at).where(
+                            s.trace_id.in_(trace_ids[start:start + 500]),
+                            s.started_at.is_not(None))).all())
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return found
+
     def get_trace(self, base_id):
         try:
             with self.engine.connect() as conn:
@@ -512,6 +528,21 @@ class SQLDriver(base.StorageDriver):
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("purge failed", exc) from None
         return len(base_ids)
+
+
+# Columns added since a table was first made; create_all() adds tables only.
+ADDED_COLUMNS = [(workers_table, workers_table.c.operations)]
+
+
+def _add_missing_columns(engine):
+    inspector = sa.inspect(engine)
+    for table, column in ADDED_COLUMNS:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        if column.name not in present:
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN "
+                                     f"{column.name} {kind}")
 
 
 def _create_engine(url):

@@ -1,11 +1,15 @@
 """What the SQL driver must do beyond the storage contract."""
 
+import datetime
 import time
 
 import psycopg2
+import pytest
 import sqlalchemy as sa
 
 from osprof_collector import storage
+from osprof_collector.storage import base
+from osprof_collector.storage import sql
 from tests.functional.test_storage_contract import a_trace
 from tests.functional.test_storage_contract import partial_spans
 from tests import payloads
@@ -89,3 +93,26 @@ def test_a_write_reads_the_spans_of_its_batch_not_all_of_its_traces(
     # get_trace reads the summary, not the spans: what was fetched from
     # the span table is the write's, a few rows, not 2,001.
     assert fetched_after - fetched_before < 10
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres", "mysql"])
+def test_the_collector_adds_the_operations_column_to_an_older_table(
+        database, request):
+    url = request.getfixturevalue(f"{database}_url")
+    engine = sa.create_engine(url)
+    before = sa.MetaData()  # the workers table as it first was
+    sa.Table(sql.workers_table.name, before, *(
+        sa.Column(c.name, c.type, primary_key=c.primary_key,
+                  nullable=c.nullable)
+        for c in sql.workers_table.columns if c.name != "operations"))
+    before.create_all(engine)
+    engine.dispose()
+    store = storage.get_driver(url, ttl=0)  # as the collector opens it
+    moment = datetime.datetime(2026, 1, 1, 12, 0, 0, 5)
+    heartbeat = base.Heartbeat(
+        worker="n/0", host="n", pid=1, started_at=moment, updated_at=moment,
+        counts={}, last_write=None,
+        operations=[{"service": "api", "name": "wsgi", "calls": 1}])
+    store.write_heartbeat(heartbeat)
+    assert store.get_heartbeats() == [heartbeat]
+    store.close()

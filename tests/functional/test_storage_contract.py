@@ -417,3 +417,29 @@ def test_every_store_agrees_with_the_same_definition(store):
             cuts[98], max(values))))
     assert store.span_latency("api") == [row for *_, row in
                                          sorted(expected)]
+
+
+# -- what the collector counts per operation -------------------------------
+
+def test_start_times_of_spans_stored_with_a_start(store):
+    base_id = payloads.new_id()
+    closed = payloads.call("db", base_id, base_id, 1000.25, 1005)
+    only_stop = payloads.call("rpc", base_id, base_id, 2000, 2007)
+    store.write_spans(partial_spans(*closed, only_stop[1]))
+    closed_id, stop_id = closed[0]["trace_id"], only_stop[0]["trace_id"]
+    found = store.get_start_times([closed_id, stop_id, payloads.new_id()])
+    assert found == {closed_id: events.parse_timestamp(
+        closed[0]["timestamp"])}
+    assert found[closed_id].microsecond == 250  # kept exactly
+    # More ids than one statement may bind.
+    many = [payloads.new_id() for _ in range(1200)] + [closed_id]
+    assert list(store.get_start_times(many)) == [closed_id]
+
+
+def test_heartbeat_keeps_the_operation_counts(store):
+    heartbeat = a_heartbeat(received=4, spans_written=2)
+    heartbeat.operations = [{"service": "api", "name": "db", "calls": 2,
+                             "errors": 1, "untimed": 0, "sum_ms": 7.5,
+                             "buckets": [1, 1] + [0] * 10}]
+    store.write_heartbeat(heartbeat)
+    assert store.get_heartbeats() == [heartbeat]
