@@ -47,6 +47,12 @@ spans_table = sa.Table(
 spans_by_service = sa.Index(
     "osprof_spans_service_started", spans_table.c.service,
     spans_table.c.started_at, mysql_length={"service": 255})
+# The HTTP API lists labels and span names by walking this index, and
+# finds the newest spans of a name through it.
+spans_by_label = sa.Index(
+    "osprof_spans_label_name_started", spans_table.c.service,
+    spans_table.c.project, spans_table.c.name, spans_table.c.started_at,
+    mysql_length={"service": 191, "project": 191, "name": 191})
 
 # Per-trace summary, kept exact by write_spans(): listing reads only this.
 # services and projects are stored as "|a|b|" so one LIKE finds a member.
@@ -181,6 +187,7 @@ class SQLDriver(base.StorageDriver):
                 # made; the collector builds it, never a reader, whose
                 # CREATE INDEX would hold the collector's writes meanwhile.
                 spans_by_service.create(self.engine, checkfirst=True)
+                spans_by_label.create(self.engine, checkfirst=True)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             raise self._error("cannot prepare the schema", exc) from None
@@ -378,6 +385,8 @@ class SQLDriver(base.StorageDriver):
             query = query.where(t.error.is_(True))
         if f.min_duration_ms is not None:
             query = query.where(t.duration_ms >= f.min_duration_ms)
+        if f.max_duration_ms is not None:
+            query = query.where(t.duration_ms <= f.max_duration_ms)
         return query.order_by(t.started_at.desc(), t.base_id).limit(limit)
 
     def stats(self):
@@ -479,6 +488,82 @@ class SQLDriver(base.StorageDriver):
                           sa.func.max(r.us))
                 .group_by(r.name))
 
+    def span_labels(self):
+        s = spans_table.c
+        try:
+            with self.engine.connect() as conn:
+                labels = [(project, service)
+                          for service in _distinct(conn, s.service, [])
+                          for project in _distinct(
+                              conn, s.project, [_equals(s.service, service)])]
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return sorted(labels, key=base.label_order)
+
+    def span_names(self, label):
+        s = spans_table.c
+        project, service = label
+        if not base.all_text(project, service):
+            return []
+        try:
+            with self.engine.connect() as conn:
+                return _distinct(conn, s.name, [_equals(s.service, service),
+                                                _equals(s.project, project)])
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    def newest_spans(self, search):
+        s = spans_table.c
+        project, service = search.label
+        if not base.all_text(project, service, search.name):
+            return
+        query = sa.select(s.base_id, s.started_at, s.finished_at).where(
+            _equals(s.service, service), _equals(s.project, project),
+            s.started_at.is_not(None))
+        if search.name is not None:
+            query = query.where(s.name == search.name)
+        if search.since is not None:
+            query = query.where(s.started_at >= search.since)
+        if search.until is not None:
+            query = query.where(s.started_at <= search.until)
+        query = query.order_by(s.started_at.desc())
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execution_options(
+                    stream_results=True, yield_per=200).execute(query)
+                yield from rows
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    def service_links(self, since, until):
+        t = traces_table.c
+        child = spans_table.alias("child")
+        parent = spans_table.alias("parent")
+        c, p = child.c, parent.c
+        different = sa.or_(
+            sa.not_(_same_value(c.service, p.service)),
+            sa.not_(_same_value(c.project, p.project)))
+        query = (
+            sa.select(p.project, p.service, c.project, c.service,
+                      sa.func.count(),
+                      sa.func.sum(sa.case((c.error_type.is_not(None), 1),
+                                          else_=0)))
+            .select_from(traces_table)
+            .join(child, c.base_id == t.base_id)
+            .join(parent, p.trace_id == c.parent_id)
+            .where(t.started_at >= since, t.started_at <= until, different)
+            .group_by(p.project, p.service, c.project, c.service))
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return sorted(
+            (base.ServiceLink((pp, ps), (cp, cs), calls, int(errors))
+             for pp, ps, cp, cs, calls, errors in rows),
+            key=lambda link: (base.label_order(link.parent),
+                              base.label_order(link.child)))
+
     def get_heartbeats(self):
         try:
             with self.engine.connect() as conn:
@@ -503,6 +588,32 @@ class SQLDriver(base.StorageDriver):
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("purge failed", exc) from None
         return len(base_ids)
+
+
+def _distinct(conn, column, conditions):
+    """The distinct values of an indexed column where conditions hold,
+    None first: one index lookup per value (a loose index scan) instead of
+    reading every row."""
+    values = []
+    if conn.execute(sa.select(sa.literal(1)).where(
+            *conditions, column.is_(None)).limit(1)).first():
+        values.append(None)
+    value = conn.execute(sa.select(sa.func.min(column)).where(
+        *conditions)).scalar()
+    while value is not None:
+        values.append(value)
+        value = conn.execute(sa.select(sa.func.min(column)).where(
+            *conditions, column > value)).scalar()
+    return values
+
+
+def _equals(column, value):
+    return column.is_(None) if value is None else column == value
+
+
+def _same_value(a, b):
+    """a = b where NULL equals NULL (IS NOT DISTINCT FROM)."""
+    return sa.or_(a == b, sa.and_(a.is_(None), b.is_(None)))
 
 
 def _create_engine(url):
