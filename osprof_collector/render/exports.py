@@ -78,6 +78,11 @@ def jaeger(base_id, spans):
 
 def zipkin(base_id, spans):
     """A Zipkin v2 span list, as POST /api/v2/spans takes it."""
+    return _dump(zipkin_spans(base_id, spans))
+
+
+def zipkin_spans(base_id, spans):
+    """zipkin() as a list, for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     exported = []
     for span, parent, tags in _described(base_id, spans):
@@ -100,7 +105,7 @@ def zipkin(base_id, spans):
         tags = {**tags, **_resource_tags(project, host)}
         entry["tags"] = {k: _text(v) for k, v in tags.items()}
         exported.append(entry)
-    return _dump(exported)
+    return exported
 
 
 def otlp(base_id, spans):
@@ -162,10 +167,15 @@ def _moment(span):
 
 
 def _resource(span):
-    """(service name, project, host); the service name is osprofiler's
-    OTLP driver's "<project>-<service>"."""
-    name = "-".join(part for part in (span.project, span.service) if part)
-    return name or "unknown_service", span.project, span.host
+    """(service name, project, host)."""
+    return service_name(span.project, span.service), span.project, span.host
+
+
+def service_name(project, service):
+    """The service name of a span: osprofiler's OTLP driver's
+    "<project>-<service>"."""
+    name = "-".join(part for part in (project, service) if part)
+    return name or "unknown_service"
 
 
 def _resource_tags(project, host):
