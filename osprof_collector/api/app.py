@@ -17,6 +17,7 @@ from oslo_log import log
 import webob
 import webob.dec
 
+from osprof_collector.api import jaeger
 from osprof_collector.api import params
 from osprof_collector.api import responses
 from osprof_collector.api import zipkin
@@ -48,55 +49,58 @@ def open_store(conf):
 
 class Router:
     """GET routes of "/path/{name}" patterns to handler(request, context,
-    name=...)."""
+    name=...), each family of routes with the error answer of its API."""
 
-    def __init__(self, routes):
-        self.routes = [(re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)",
-                                          pattern) + "$"), handler)
-                       for pattern, handler in routes]
+    def __init__(self, families):
+        self.routes = [
+            (re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+                        + "$"), handler, error)
+            for routes, error in families for pattern, handler in routes]
 
     def match(self, path):
-        for pattern, handler in self.routes:
+        for pattern, handler, error in self.routes:
             found = pattern.match(path)
             if found:
-                return handler, found.groupdict()
-        return None, None
+                return handler, found.groupdict(), error
+        return None, None, responses.error
 
 
 class Application:
 
-    def __init__(self, context, routes):
+    def __init__(self, context, families):
         self.context = context
-        self.router = Router(routes)
+        self.router = Router(families)
 
     @webob.dec.wsgify
     def __call__(self, request):
-        handler, arguments = self.router.match(request.path_info)
+        handler, arguments, error = self.router.match(request.path_info)
         if handler is None:
-            return responses.error(404, f"no such endpoint: "
-                                        f"{request.path_info[:200]}")
+            return error(404, f"no such endpoint: {request.path_info[:200]}")
         if request.method not in ("GET", "HEAD"):
-            response = responses.error(405, f"{request.method} is not "
-                                            f"allowed here")
+            response = error(405, f"{request.method} is not allowed here")
             response.allow = ("GET", "HEAD")
             return response
         try:
             return handler(request, self.context, **arguments)
         except params.BadRequest as exc:
-            return responses.error(400, str(exc))
+            return error(400, str(exc))
         except UnicodeDecodeError:
-            return responses.error(400, "parameters must be UTF-8")
+            return error(400, "parameters must be UTF-8")
         except storage.StorageError as exc:
             LOG.error("%s %s: %s", request.method, request.path_qs, exc)
-            return responses.error(503, "the trace store is unavailable")
+            return error(503, "the trace store is unavailable")
         except Exception:
             LOG.exception("%s %s failed", request.method, request.path_qs)
-            return responses.error(500, "internal error")
+            return error(500, "internal error")
 
 
 def make_app(conf, store):
     context = Context(store=store, lookback_ms=conf.api.query_lookback * 1000)
-    return Application(context, zipkin.ROUTES)
+    return Application(context, [
+        (zipkin.ROUTES, responses.error),
+        (jaeger.ROUTES, responses.jaeger_error),
+        (jaeger.V3_ROUTES, responses.v3_error),
+    ])
 
 
 def prepare(argv, default_config_files=None):

@@ -18,3 +18,21 @@ def not_found(message):
     """Zipkin's answer for an unknown trace: 404, plain text."""
     return webob.Response(body=message.encode(), status=404,
                           content_type="text/plain", charset="UTF-8")
+
+
+def jaeger(data, status=200, errors=None):
+    """Jaeger query's envelope: {data, total, limit, offset, errors}."""
+    total = len(data) if isinstance(data, list) else 0
+    return json({"data": data, "total": total, "limit": 0, "offset": 0,
+                 "errors": errors}, status=status)
+
+
+def jaeger_error(status, message):
+    return jaeger(None, status=status,
+                  errors=[{"code": status, "msg": message}])
+
+
+def v3_error(status, message):
+    """Jaeger's api_v3 error: {"error": {"httpCode", "message"}}."""
+    return json({"error": {"httpCode": status, "message": message}},
+                status=status)

@@ -42,6 +42,11 @@ def epoch_us(moment):
 
 def jaeger(base_id, spans):
     """The JSON that Jaeger UI opens with "Upload JSON"."""
+    return _dump({"data": [jaeger_trace(base_id, spans)]})
+
+
+def jaeger_trace(base_id, spans):
+    """The one trace of jaeger(), for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     processes = {}
     exported = []
@@ -65,7 +70,7 @@ def jaeger(base_id, spans):
             "processID": process_id,
             "flags": 1,  # sampled
         })
-    return _dump({"data": [{
+    return {
         "traceID": trace_id,
         "spans": exported,
         "processes": {
@@ -73,7 +78,7 @@ def jaeger(base_id, spans):
                 _jaeger_tag(k, v) for k, v in
                 _resource_tags(project, host).items()]}
             for (service, project, host), process_id in processes.items()},
-    }]})
+    }
 
 
 def zipkin(base_id, spans):
@@ -111,6 +116,11 @@ def zipkin_spans(base_id, spans):
 def otlp(base_id, spans):
     """An OTLP/JSON ExportTraceServiceRequest, as POST /v1/traces takes
     it; one resource per (service, project, host)."""
+    return _dump({"resourceSpans": otlp_resource_spans(base_id, spans)})
+
+
+def otlp_resource_spans(base_id, spans):
+    """The resourceSpans of otlp(), for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     by_resource = {}
     for span, parent, tags in _described(base_id, spans):
@@ -132,11 +142,11 @@ def otlp(base_id, spans):
             entry["status"] = {"code": OTLP_STATUS_ERROR,
                                "message": _error_text(span.error)}
         by_resource.setdefault(_resource(span), []).append(entry)
-    return _dump({"resourceSpans": [
+    return [
         {"resource": {"attributes": _otlp_attributes(
             {"service.name": service, **_resource_tags(project, host)})},
          "scopeSpans": [{"scope": {"name": SCOPE}, "spans": exported}]}
-        for (service, project, host), exported in by_resource.items()]})
+        for (service, project, host), exported in by_resource.items()]
 
 
 def _described(base_id, spans):

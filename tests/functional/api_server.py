@@ -6,10 +6,12 @@ import subprocess
 import time
 import uuid
 
-import oslo_messaging
 from oslo_config import cfg
+import oslo_messaging
+import pytest
 import requests
 
+from osprof_collector import storage
 from tests import conftest as top
 from tests import traced_cloud
 from tests.functional import conftest
@@ -137,3 +139,24 @@ class FilledStore:
         if self.database:
             top._postgres_admin(
                 f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(request, tmp_path_factory):
+    """(ApiServer, FilledStore, {base_id: stored spans}) for the tests of
+    one module, on SQLite and on PostgreSQL."""
+    workdir = tmp_path_factory.mktemp(request.param)
+    filled = FilledStore(request.param, workdir)
+    api = None
+    try:
+        filled.fill()
+        store = storage.get_driver(filled.url)
+        stored = {t["base_id"]: store.get_spans(t["base_id"])
+                  for t in filled.traces}
+        store.close()
+        api = ApiServer(workdir, filled.url).start()
+        yield api, filled, stored
+    finally:
+        if api is not None:
+            api.stop()
+        filled.close()

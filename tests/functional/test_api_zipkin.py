@@ -8,10 +8,8 @@ import os
 import time
 
 import jsonschema
-import pytest
 import requests
 
-from osprof_collector import storage
 from osprof_collector.render import exports
 from tests.functional import api_server
 
@@ -26,31 +24,14 @@ SCHEMAS["responses"]["/spans"] = SCHEMAS["responses"]["/remoteServices"] = \
     NAMES
 
 
+served = api_server.served  # SQLite and PostgreSQL, filled and served
+
+
 def valid(endpoint, document):
     schema = {**SCHEMAS["responses"][endpoint],
               "definitions": SCHEMAS["definitions"]}
     jsonschema.Draft4Validator(schema).validate(document)
     return document
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(request, tmp_path_factory):
-    """(ApiServer, FilledStore, {base_id: stored spans})."""
-    workdir = tmp_path_factory.mktemp(request.param)
-    filled = api_server.FilledStore(request.param, workdir)
-    api = None
-    try:
-        filled.fill()
-        store = storage.get_driver(filled.url)
-        stored = {t["base_id"]: store.get_spans(t["base_id"])
-                  for t in filled.traces}
-        store.close()
-        api = api_server.ApiServer(workdir, filled.url).start()
-        yield api, filled, stored
-    finally:
-        if api is not None:
-            api.stop()
-        filled.close()
 
 
 def service_of(span):
