@@ -88,6 +88,10 @@ api_opts = [
                         ("keystone", "Keystone tokens, checked by "
                                      "keystonemiddleware's auth_token")],
                help="How requests are authenticated."),
+    cfg.ListOpt("admin_roles", default=["admin"],
+                help="With auth_strategy = keystone: the roles a token "
+                     "needs to read traces (which hold every project's "
+                     "SQL statements and request parameters)."),
     cfg.StrOpt("connection", secret=True,
                help="Store URL to read; unset: [storage] connection."),
     cfg.IntOpt("query_lookback", default=86400, min=1,

@@ -17,6 +17,7 @@ from oslo_log import log
 import webob
 import webob.dec
 
+from osprof_collector.api import auth
 from osprof_collector.api import jaeger
 from osprof_collector.api import params
 from osprof_collector.api import responses
@@ -96,11 +97,11 @@ class Application:
 
 def make_app(conf, store):
     context = Context(store=store, lookback_ms=conf.api.query_lookback * 1000)
-    return Application(context, [
+    return auth.protect(Application(context, [
         (zipkin.ROUTES, responses.error),
         (jaeger.ROUTES, responses.jaeger_error),
         (jaeger.V3_ROUTES, responses.v3_error),
-    ])
+    ]), conf)
 
 
 def prepare(argv, default_config_files=None):

@@ -17,6 +17,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from osprof_collector.api import app
+from osprof_collector.api import auth
 from osprof_collector import storage
 
 LOG = log.getLogger(__name__)
@@ -59,8 +60,14 @@ def main(argv=None):
                     "who reaches it reads every trace, SQL statements and "
                     "request parameters included", conf.api.host)
     try:
+        application = app.make_app(conf, store)
+    except auth.ConfigurationError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        store.close()
+        return 2
+    try:
         server = simple_server.make_server(
-            conf.api.host, conf.api.port, app.make_app(conf, store),
+            conf.api.host, conf.api.port, application,
             server_class=ThreadedServer, handler_class=QuietHandler)
     except OSError as exc:
         print(f"{PROG}: cannot listen on {conf.api.host}:{conf.api.port}: "

@@ -30,7 +30,7 @@ def free_port():
 class ApiServer:
     """osprof-api run from its installed entry point."""
 
-    def __init__(self, workdir, store_url, **api_options):
+    def __init__(self, workdir, store_url, sections=None, **api_options):
         self.workdir = workdir
         name = f"api-{uuid.uuid4().hex[:6]}"
         self.log_path = workdir / f"{name}.log"
@@ -40,6 +40,9 @@ class ApiServer:
         lines = ["[DEFAULT]", f"log_file = {self.log_path}", "[storage]",
                  f"connection = {store_url}", "[api]"]
         lines += [f"{k} = {v}" for k, v in options.items()]
+        for section, values in (sections or {}).items():
+            lines += [f"[{section}]", *(f"{k} = {v}"
+                                        for k, v in values.items())]
         self.config_path.write_text("\n".join(lines) + "\n")
         self.process = None
 
