@@ -75,7 +75,8 @@ def find_traces(store, query):
 
 def _candidates(store, query, limit):
     """base_ids newest first: through the spans of the service (or span
-    name) when the query names one, else through the trace summaries."""
+    name) when the query names one, else through the trace summaries.
+    Traces found through several labels are ordered by their start."""
     if query.service is None and query.span_name is None:
         durations = {
             key: None if us is None else us / 1000 for key, us in (
@@ -88,13 +89,13 @@ def _candidates(store, query, limit):
         labels = labels_named(store, query.service)
     else:
         labels = store.span_labels()
-    found = set()
-    for label in labels:
-        found.update(store.find_traces(base.SpanSearch(
-            label=label, name=query.span_name, since=query.since,
-            until=query.until, min_duration_us=query.min_duration_us,
-            max_duration_us=query.max_duration_us), limit))
-    return _newest(store, found)[:limit]
+    found = [store.find_traces(base.SpanSearch(
+        label=label, name=query.span_name, since=query.since,
+        until=query.until, min_duration_us=query.min_duration_us,
+        max_duration_us=query.max_duration_us), limit) for label in labels]
+    if len(found) == 1:  # newest matching span first, as the store says
+        return found[0]
+    return _newest(store, {b for base_ids in found for b in base_ids})[:limit]
 
 
 def _newest(store, base_ids):

@@ -513,24 +513,14 @@ class SQLDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
 
     def newest_spans(self, search):
-        s = spans_table.c
         project, service = search.label
         if not base.all_text(project, service, search.name):
             return
-        query = sa.select(s.base_id, s.started_at, s.finished_at).where(
-            _equals(s.service, service), _equals(s.project, project),
-            s.started_at.is_not(None))
-        if search.name is not None:
-            query = query.where(s.name == search.name)
-        if search.since is not None:
-            query = query.where(s.started_at >= search.since)
-        if search.until is not None:
-            query = query.where(s.started_at <= search.until)
-        query = query.order_by(s.started_at.desc())
         try:
             with self.engine.connect() as conn:
                 rows = conn.execution_options(
-                    stream_results=True, yield_per=200).execute(query)
+                    stream_results=True, yield_per=200).execute(
+                        newest_spans_query(search))
                 yield from rows
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
@@ -588,6 +578,22 @@ class SQLDriver(base.StorageDriver):
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("purge failed", exc) from None
         return len(base_ids)
+
+
+def newest_spans_query(search):
+    """The SELECT newest_spans() streams (benchmarks EXPLAIN it)."""
+    s = spans_table.c
+    project, service = search.label
+    query = sa.select(s.base_id, s.started_at, s.finished_at).where(
+        _equals(s.service, service), _equals(s.project, project),
+        s.started_at.is_not(None))
+    if search.name is not None:
+        query = query.where(s.name == search.name)
+    if search.since is not None:
+        query = query.where(s.started_at >= search.since)
+    if search.until is not None:
+        query = query.where(s.started_at <= search.until)
+    return query.order_by(s.started_at.desc())
 
 
 def _distinct(conn, column, conditions):
