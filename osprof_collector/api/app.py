@@ -2,7 +2,8 @@
 
 ``application`` is what uwsgi or mod_wsgi load; it reads its
 configuration at the first request, from the file named by
-OSPROF_API_CONFIG_FILE (default /etc/osprof-collector/osprof-collector.conf).
+OSPROF_API_CONFIG_FILE in the process's or the request's environment
+(default /etc/osprof-collector/osprof-collector.conf).
 The osprof-api command serves make_app() itself.
 """
 
@@ -130,7 +131,9 @@ class _FromConfigFile:
         if self._app is None:
             with self._lock:
                 if self._app is None:
-                    path = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG)
+                    # mod_wsgi's SetEnv reaches the request's environ only
+                    path = (environ.get(CONFIG_ENV)
+                            or os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
                     conf = prepare([], default_config_files=[path])
                     log.setup(conf, PROJECT)
                     self._app = make_app(conf, open_store(conf))

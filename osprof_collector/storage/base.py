@@ -198,16 +198,16 @@ class StorageDriver(abc.ABC):
     def find_traces(self, search, limit):
         """The base_ids of the traces with a span like search, newest
         matching span first, at most limit of them."""
-        found = []
+        found = {}  # in insertion order
         with contextlib.closing(self.newest_spans(search)) as spans:
             for base_id, started_at, finished_at in spans:
                 if base_id in found or not _lasts(search, started_at,
                                                   finished_at):
                     continue
-                found.append(base_id)
+                found[base_id] = None
                 if len(found) == limit:
                     break
-        return found
+        return list(found)
 
     @abc.abstractmethod
     def service_links(self, since, until):

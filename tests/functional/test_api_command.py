@@ -116,3 +116,13 @@ def test_wsgi_application_reads_its_config_file(tmp_path, monkeypatch):
         application)
     assert response.status_int == 400
     assert "limit" in response.json["error"]
+
+
+def test_wsgi_application_takes_the_config_file_from_the_request(tmp_path):
+    path = config(tmp_path,
+                  f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n")
+    application = app._FromConfigFile()  # as mod_wsgi's SetEnv passes it
+    request = webob.Request.blank("/api/services",
+                                  environ={app.CONFIG_ENV: path})
+    response = request.get_response(application)
+    assert (response.status_int, response.json["data"]) == (200, [])
