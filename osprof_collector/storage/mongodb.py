@@ -499,7 +499,8 @@ def _links_pipeline(base_ids):
             "_id": {"pp": "$parent.project", "ps": "$parent.service",
                     "cp": "$project", "cs": "$service"},
             "calls": {"$sum": 1},
-            "errors": {"$sum": {"$cond": [{"$gt": ["$error", None]},
+            # an error is a document (true); missing or null gives false
+            "errors": {"$sum": {"$cond": [{"$ifNull": ["$error", False]},
                                           1, 0]}}}},
     ]
 
