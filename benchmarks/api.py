@@ -133,7 +133,9 @@ def bench(kind, url, workdir, span_count, trace_spans):
     end = datetime.datetime.utcnow().replace(microsecond=0)
     started = time.perf_counter()
     fill(store, span_count, end)
-    base_id, raw = trace(trace_spans, end, LABELS[0], LABELS[1])
+    # the oldest trace: no search of the newest ones meets it
+    base_id, raw = trace(trace_spans, end - datetime.timedelta(
+        seconds=span_count // 10 + 10), LABELS[0], LABELS[1])
     write(store, raw)
     fill_s = time.perf_counter() - started
     totals = store.stats()
@@ -184,13 +186,15 @@ def bench(kind, url, workdir, span_count, trace_spans):
 
 def explain(kind, store):
     """The plans of the searches' queries on the store just measured."""
-    search = base.SpanSearch(label=("nova", "api"), name="db")
-    for title, statement in [
+    for title, search in [
             ("newest spans of a service and name",
-             sql.newest_spans_query(search)),
+             base.SpanSearch(label=("nova", "api"), name="db")),
             ("newest spans of a service",
-             sql.newest_spans_query(base.SpanSearch(
-                 label=("nova", "api"))))]:
+             base.SpanSearch(label=("nova", "api"))),
+            ("newest spans of a service and name lasting 1 s or more",
+             base.SpanSearch(label=("nova", "api"), name="db",
+                             min_duration_us=10**6))]:
+        statement = sql.newest_spans_query(search, store.dialect)
         print(f"    plan, {title}:")
         text = str(statement.compile(
             store.engine, compile_kwargs={"literal_binds": True}))

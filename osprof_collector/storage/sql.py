@@ -440,14 +440,7 @@ class SQLDriver(base.StorageDriver):
             for span_name, count, total, *values in rows)
 
     def _duration_us(self):
-        """A span's duration in microseconds, exact in every dialect."""
-        s = spans_table.c
-        if self.dialect == "postgresql":
-            return sa.extract("epoch", s.finished_at - s.started_at) * 10**6
-        if self.dialect == "sqlite":
-            return _sqlite_us(s.finished_at) - _sqlite_us(s.started_at)
-        return sa.func.timestampdiff(sa.text("MICROSECOND"), s.started_at,
-                                     s.finished_at)
+        return duration_us(self.dialect)
 
     def _latency_percentile_cont(self, conditions):
         """PostgreSQL: its ordered-set aggregate, per name in one pass."""
@@ -520,7 +513,7 @@ class SQLDriver(base.StorageDriver):
             with self.engine.connect() as conn:
                 rows = conn.execution_options(
                     stream_results=True, yield_per=200).execute(
-                        newest_spans_query(search))
+                        newest_spans_query(search, self.dialect))
                 yield from rows
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
@@ -580,8 +573,23 @@ class SQLDriver(base.StorageDriver):
         return len(base_ids)
 
 
-def newest_spans_query(search):
-    """The SELECT newest_spans() streams (benchmarks EXPLAIN it)."""
+def duration_us(dialect):
+    """A span's duration in microseconds, exact in every dialect."""
+    s = spans_table.c
+    if dialect == "postgresql":
+        return sa.extract("epoch", s.finished_at - s.started_at) * 10**6
+    if dialect == "sqlite":
+        return _sqlite_us(s.finished_at) - _sqlite_us(s.started_at)
+    return sa.func.timestampdiff(sa.text("MICROSECOND"), s.started_at,
+                                 s.finished_at)
+
+
+def newest_spans_query(search, dialect):
+    """The SELECT newest_spans() streams (benchmarks EXPLAIN it).
+
+    Durations are compared in the database, so that a search for a rare
+    duration does not carry every span of the service to the caller.
+    """
     s = spans_table.c
     project, service = search.label
     query = sa.select(s.base_id, s.started_at, s.finished_at).where(
@@ -593,6 +601,10 @@ def newest_spans_query(search):
         query = query.where(s.started_at >= search.since)
     if search.until is not None:
         query = query.where(s.started_at <= search.until)
+    if search.min_duration_us is not None:
+        query = query.where(duration_us(dialect) >= search.min_duration_us)
+    if search.max_duration_us is not None:
+        query = query.where(duration_us(dialect) <= search.max_duration_us)
     return query.order_by(s.started_at.desc())
 
 
