@@ -185,21 +185,35 @@ def bench(kind, url, workdir, span_count, trace_spans):
 
 
 def explain(kind, store):
-    """The plans of the searches' queries on the store just measured."""
-    for title, search in [
+    """The plans of the searches' queries on the store just measured, with
+    the planner settings the driver gives them."""
+    window = (datetime.datetime.utcnow() - datetime.timedelta(minutes=1),
+              datetime.datetime.utcnow())
+    for title, statement, settings in [
             ("newest spans of a service and name",
-             base.SpanSearch(label=("nova", "api"), name="db")),
+             sql.newest_spans_query(base.SpanSearch(
+                 label=("nova", "api"), name="db"), store.dialect),
+             sql.POSTGRESQL_SEARCH_SETTINGS),
             ("newest spans of a service",
-             base.SpanSearch(label=("nova", "api"))),
+             sql.newest_spans_query(base.SpanSearch(
+                 label=("nova", "api")), store.dialect),
+             sql.POSTGRESQL_SEARCH_SETTINGS),
             ("newest spans of a service and name lasting 1 s or more",
-             base.SpanSearch(label=("nova", "api"), name="db",
-                             min_duration_us=10**6))]:
-        statement = sql.newest_spans_query(search, store.dialect)
+             sql.newest_spans_query(base.SpanSearch(
+                 label=("nova", "api"), name="db", min_duration_us=10**6),
+                 store.dialect),
+             sql.POSTGRESQL_SEARCH_SETTINGS),
+            ("service links of the last minute's traces",
+             sql.service_links_query(*window),
+             sql.POSTGRESQL_LINKS_SETTINGS)]:
         print(f"    plan, {title}:")
         text = str(statement.compile(
             store.engine, compile_kwargs={"literal_binds": True}))
         prefix = "EXPLAIN QUERY PLAN " if kind == "sqlite" else "EXPLAIN "
-        with store.engine.connect() as conn:
+        with store.engine.begin() as conn:
+            if kind == "postgresql":
+                for setting in settings:
+                    conn.exec_driver_sql(setting)
             for row in conn.exec_driver_sql(prefix + text):
                 print(f"        {row[-1]}")
 

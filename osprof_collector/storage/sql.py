@@ -88,6 +88,15 @@ DEADLOCK_ATTEMPTS = 5
 # PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
 # wait timeout.
 DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
+# Planner settings of two reads of the HTTP API on PostgreSQL, which may
+# guess wrong while a table has no statistics (a new store, autovacuum
+# behind). A search reads only the first rows of the newest spans: in an
+# index's order, not all of them fetched and sorted. Service links read
+# the spans of the window's traces through the base_id index, instead of
+# hash-joining every span, with no JIT compiling longer than the lookups.
+POSTGRESQL_SEARCH_SETTINGS = ("SET LOCAL enable_sort = off",)
+POSTGRESQL_LINKS_SETTINGS = ("SET LOCAL enable_seqscan = off",
+                             "SET LOCAL jit = off")
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
 MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
 
@@ -510,7 +519,10 @@ class SQLDriver(base.StorageDriver):
         if not base.all_text(project, service, search.name):
             return
         try:
-            with self.engine.connect() as conn:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    for setting in POSTGRESQL_SEARCH_SETTINGS:
+                        conn.exec_driver_sql(setting)
                 rows = conn.execution_options(
                     stream_results=True, yield_per=200).execute(
                         newest_spans_query(search, self.dialect))
@@ -519,25 +531,12 @@ class SQLDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
 
     def service_links(self, since, until):
-        t = traces_table.c
-        child = spans_table.alias("child")
-        parent = spans_table.alias("parent")
-        c, p = child.c, parent.c
-        different = sa.or_(
-            sa.not_(_same_value(c.service, p.service)),
-            sa.not_(_same_value(c.project, p.project)))
-        query = (
-            sa.select(p.project, p.service, c.project, c.service,
-                      sa.func.count(),
-                      sa.func.sum(sa.case((c.error_type.is_not(None), 1),
-                                          else_=0)))
-            .select_from(traces_table)
-            .join(child, c.base_id == t.base_id)
-            .join(parent, p.trace_id == c.parent_id)
-            .where(t.started_at >= since, t.started_at <= until, different)
-            .group_by(p.project, p.service, c.project, c.service))
+        query = service_links_query(since, until)
         try:
-            with self.engine.connect() as conn:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    for setting in POSTGRESQL_LINKS_SETTINGS:
+                        conn.exec_driver_sql(setting)
                 rows = conn.execute(query).all()
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
@@ -582,6 +581,27 @@ def duration_us(dialect):
         return _sqlite_us(s.finished_at) - _sqlite_us(s.started_at)
     return sa.func.timestampdiff(sa.text("MICROSECOND"), s.started_at,
                                  s.finished_at)
+
+
+def service_links_query(since, until):
+    """The SELECT service_links() runs (benchmarks EXPLAIN it): the spans
+    of the traces started in the window, joined to their parent span."""
+    t = traces_table.c
+    child = spans_table.alias("child")
+    parent = spans_table.alias("parent")
+    c, p = child.c, parent.c
+    different = sa.or_(sa.not_(_same_value(c.service, p.service)),
+                       sa.not_(_same_value(c.project, p.project)))
+    return (
+        sa.select(p.project, p.service, c.project, c.service,
+                  sa.func.count(),
+                  sa.func.sum(sa.case((c.error_type.is_not(None), 1),
+                                      else_=0)))
+        .select_from(traces_table)
+        .join(child, c.base_id == t.base_id)
+        .join(parent, p.trace_id == c.parent_id)
+        .where(t.started_at >= since, t.started_at <= until, different)
+        .group_by(p.project, p.service, c.project, c.service))
 
 
 def newest_spans_query(search, dialect):
