@@ -72,6 +72,7 @@ def main(argv=None):
     except OSError as exc:
         print(f"{PROG}: cannot listen on {conf.api.host}:{conf.api.port}: "
               f"{exc.strerror}", file=sys.stderr)
+        store.close()
         return 1
     signal.signal(signal.SIGTERM, lambda *_: _stop(server))
     LOG.info("Serving %s on http://%s:%d/", storage.mask_password(
