@@ -75,13 +75,42 @@ storage_opts = [
 ]
 
 
+api_opts = [
+    cfg.HostAddressOpt("host", default="127.0.0.1",
+                       help="Address osprof-api listens on. Trace payloads "
+                            "hold SQL statements and request parameters: "
+                            "listening beyond the loopback with "
+                            "auth_strategy = noauth logs a warning."),
+    cfg.PortOpt("port", default=9411,
+                help="Port osprof-api listens on; 9411 is Zipkin's, so "
+                     "that Grafana's default Zipkin URL works."),
+    cfg.StrOpt("auth_strategy", default="noauth",
+               choices=[("noauth", "no authentication"),
+                        ("keystone", "Keystone tokens, checked by "
+                                     "keystonemiddleware's auth_token")],
+               help="How requests are authenticated."),
+    cfg.ListOpt("admin_roles", default=["admin"],
+                help="With auth_strategy = keystone: the roles a token "
+                     "needs to read traces (which hold every project's "
+                     "SQL statements and request parameters)."),
+    cfg.StrOpt("connection", secret=True,
+               help="Store URL to read; unset: [storage] connection."),
+    cfg.IntOpt("query_lookback", default=86400, min=1,
+               help="Seconds back from endTs (or from now) that a trace "
+                    "search covers when it gives no lookback, as Zipkin's "
+                    "QUERY_LOOKBACK."),
+]
+
+
 def register_opts(conf):
     conf.register_opts(collector_opts, group="collector")
     conf.register_opts(storage_opts, group="storage")
+    conf.register_opts(api_opts, group="api")
 
 
 def list_opts():
     return [
         ("collector", collector_opts),
         ("storage", storage_opts),
+        ("api", api_opts),
     ]

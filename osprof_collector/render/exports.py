@@ -42,6 +42,11 @@ def epoch_us(moment):
 
 def jaeger(base_id, spans):
     """The JSON that Jaeger UI opens with "Upload JSON"."""
+    return _dump({"data": [jaeger_trace(base_id, spans)]})
+
+
+def jaeger_trace(base_id, spans):
+    """The one trace of jaeger(), for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     processes = {}
     exported = []
@@ -65,7 +70,7 @@ def jaeger(base_id, spans):
             "processID": process_id,
             "flags": 1,  # sampled
         })
-    return _dump({"data": [{
+    return {
         "traceID": trace_id,
         "spans": exported,
         "processes": {
@@ -73,11 +78,16 @@ def jaeger(base_id, spans):
                 _jaeger_tag(k, v) for k, v in
                 _resource_tags(project, host).items()]}
             for (service, project, host), process_id in processes.items()},
-    }]})
+    }
 
 
 def zipkin(base_id, spans):
     """A Zipkin v2 span list, as POST /api/v2/spans takes it."""
+    return _dump(zipkin_spans(base_id, spans))
+
+
+def zipkin_spans(base_id, spans):
+    """zipkin() as a list, for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     exported = []
     for span, parent, tags in _described(base_id, spans):
@@ -100,12 +110,17 @@ def zipkin(base_id, spans):
         tags = {**tags, **_resource_tags(project, host)}
         entry["tags"] = {k: _text(v) for k, v in tags.items()}
         exported.append(entry)
-    return _dump(exported)
+    return exported
 
 
 def otlp(base_id, spans):
     """An OTLP/JSON ExportTraceServiceRequest, as POST /v1/traces takes
     it; one resource per (service, project, host)."""
+    return _dump({"resourceSpans": otlp_resource_spans(base_id, spans)})
+
+
+def otlp_resource_spans(base_id, spans):
+    """The resourceSpans of otlp(), for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     by_resource = {}
     for span, parent, tags in _described(base_id, spans):
@@ -127,11 +142,11 @@ def otlp(base_id, spans):
             entry["status"] = {"code": OTLP_STATUS_ERROR,
                                "message": _error_text(span.error)}
         by_resource.setdefault(_resource(span), []).append(entry)
-    return _dump({"resourceSpans": [
+    return [
         {"resource": {"attributes": _otlp_attributes(
             {"service.name": service, **_resource_tags(project, host)})},
          "scopeSpans": [{"scope": {"name": SCOPE}, "spans": exported}]}
-        for (service, project, host), exported in by_resource.items()]})
+        for (service, project, host), exported in by_resource.items()]
 
 
 def _described(base_id, spans):
@@ -162,10 +177,15 @@ def _moment(span):
 
 
 def _resource(span):
-    """(service name, project, host); the service name is osprofiler's
-    OTLP driver's "<project>-<service>"."""
-    name = "-".join(part for part in (span.project, span.service) if part)
-    return name or "unknown_service", span.project, span.host
+    """(service name, project, host)."""
+    return service_name(span.project, span.service), span.project, span.host
+
+
+def service_name(project, service):
+    """The service name of a span: osprofiler's OTLP driver's
+    "<project>-<service>"."""
+    name = "-".join(part for part in (project, service) if part)
+    return name or "unknown_service"
 
 
 def _resource_tags(project, host):

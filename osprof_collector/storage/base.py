@@ -1,6 +1,7 @@
 """The contract every storage driver keeps, and what the query side gets."""
 
 import abc
+import contextlib
 import dataclasses
 import datetime
 
@@ -43,6 +44,46 @@ class TraceFilter:
     until: datetime.datetime | None = None  # trace started before
     errors_only: bool = False
     min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+
+
+# A span's labels as the trace searches of the HTTP API see them: its
+# (project, service), either possibly None.
+Label = tuple[str | None, str | None]
+
+
+def label_order(label):
+    """Sort key of a (project, service) label: by project, then service,
+    None before any name."""
+    return tuple((value is not None, value or "") for value in label)
+
+
+def all_text(*values):
+    """Whether every value is a string or None: a search for anything
+    else finds nothing (never an operator, never a type error)."""
+    return all(value is None or isinstance(value, str) for value in values)
+
+
+@dataclasses.dataclass
+class SpanSearch:
+    """Traces having at least one span like this (find_traces())."""
+
+    label: Label  # the span's (project, service)
+    name: str | None = None
+    since: datetime.datetime | None = None  # span started at or after
+    until: datetime.datetime | None = None  # span started at or before
+    min_duration_us: int | None = None  # closed spans only, when set
+    max_duration_us: int | None = None
+
+
+@dataclasses.dataclass
+class ServiceLink:
+    """Calls from spans of one label to child spans of another."""
+
+    parent: Label
+    child: Label
+    calls: int
+    errors: int  # child spans that ended in an error
 
 
 # The percentiles span_latency() gives, each by linear interpolation
@@ -143,6 +184,46 @@ class StorageDriver(abc.ABC):
         """
 
     @abc.abstractmethod
+    def span_labels(self):
+        """Every (project, service) some span has, sorted by label_order().
+
+        Answered from an index, a few lookups per label, never by reading
+        every span.
+        """
+
+    @abc.abstractmethod
+    def span_names(self, label):
+        """The sorted names of the spans of one (project, service)."""
+
+    @abc.abstractmethod
+    def newest_spans(self, search):
+        """(base_id, started_at, finished_at) of the spans of
+        search.label, of search.name if set, started within since and
+        until, newest start first: an iterator read lazily from an
+        index, so that a caller stops it once it has enough."""
+
+    def find_traces(self, search, limit):
+        """The base_ids of the traces with a span like search, newest
+        matching span first, at most limit of them."""
+        found = {}  # in insertion order
+        with contextlib.closing(self.newest_spans(search)) as spans:
+            for base_id, started_at, finished_at in spans:
+                if base_id in found or not _lasts(search, started_at,
+                                                  finished_at):
+                    continue
+                found[base_id] = None
+                if len(found) == limit:
+                    break
+        return list(found)
+
+    @abc.abstractmethod
+    def service_links(self, since, until):
+        """ServiceLink per (parent label, child label) pair that differ,
+        counted over the spans of the traces started within since and
+        until (both included), sorted by parent then child label_order();
+        computed by the store."""
+
+    @abc.abstractmethod
     def purge(self, older_than):
         """Remove traces whose last event is older than a naive UTC date.
 
@@ -175,3 +256,17 @@ class StorageDriver(abc.ABC):
 
     def close(self):
         """Release connections."""
+
+
+def _lasts(search, started_at, finished_at):
+    """Whether a span's duration is within the search's bounds."""
+    if search.min_duration_us is None and search.max_duration_us is None:
+        return True
+    if started_at is None or finished_at is None:
+        return False
+    duration = (finished_at - started_at) // datetime.timedelta(
+        microseconds=1)
+    return ((search.min_duration_us is None
+             or duration >= search.min_duration_us)
+            and (search.max_duration_us is None
+                 or duration <= search.max_duration_us))

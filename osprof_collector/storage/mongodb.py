@@ -79,6 +79,10 @@ class MongoDBDriver(base.StorageDriver):
             # span_latency() reads one service's spans over a time range
             self.spans.create_index([("service", pymongo.ASCENDING),
                                      ("started_at", pymongo.ASCENDING)])
+            # the HTTP API's label and span name lists, and its searches
+            self.spans.create_index(
+                [(field, pymongo.ASCENDING)
+                 for field in ("service", "project", "name", "started_at")])
             self.traces.create_indexes(TRACE_INDEXES)
             if self.ttl is not None:  # readers leave retention alone
                 self._expire(self.spans, "last_seen")
@@ -259,6 +263,86 @@ class MongoDBDriver(base.StorageDriver):
         return [value[math.floor(h)] + (h - math.floor(h)) * (
             value[math.ceil(h)] - value[math.floor(h)]) for h in positions]
 
+    def span_labels(self):
+        try:
+            labels = [(project, service)
+                      for service in self._distinct("service", {})
+                      for project in self._distinct("project",
+                                                    {"service": service})]
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return sorted(labels, key=base.label_order)
+
+    def span_names(self, label):
+        project, service = label
+        if not base.all_text(project, service):
+            return []
+        try:
+            return self._distinct("name", {"service": service,
+                                           "project": project})
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+
+    def _distinct(self, field, query):
+        """Distinct values of field, None first if a span lacks it (a
+        query for None finds both a null and a missing field)."""
+        values = sorted(v for v in self.spans.distinct(field, query)
+                        if v is not None)
+        if self.spans.find_one({**query, field: None}, {"_id": 1}):
+            values.insert(0, None)
+        return values
+
+    def newest_spans(self, search):
+        project, service = search.label
+        query = {"service": service, "project": project,
+                 "started_at": {"$ne": None}}
+        if search.name is not None:
+            query["name"] = search.name
+        if not base.all_text(project, service, search.name):
+            return
+        bounds = []
+        if search.since is not None:
+            bounds.append(_started(search.since, "$gt", "$gte"))
+        if search.until is not None:
+            bounds.append(_started(search.until, "$lt", "$lte"))
+        if bounds:
+            query["$and"] = bounds
+        fields = ("base_id", "started_at", "started_at_microsecond",
+                  "finished_at", "finished_at_microsecond")
+        try:
+            for doc in (self.spans.find(query, {f: 1 for f in fields})
+                        .sort("started_at", pymongo.DESCENDING)
+                        .batch_size(200)):
+                yield (doc["base_id"], _exact(doc, "started_at"),
+                       _exact(doc, "finished_at"))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+
+    def service_links(self, since, until):
+        links = collections.Counter()
+        failed = collections.Counter()
+        try:
+            base_ids = [doc["_id"] for doc in self.traces.find(
+                {"started_us": {"$gte": _micros(since),
+                                "$lte": _micros(until)},
+                 "span_count": {"$gt": 0}}, {"_id": 1})]
+            for start in range(0, len(base_ids), 500):
+                for group in self.spans.aggregate(_links_pipeline(
+                        base_ids[start:start + 500])):
+                    key = group["_id"]
+                    pair = ((key.get("pp"), key.get("ps")),
+                            (key.get("cp"), key.get("cs")))
+                    if pair[0] != pair[1]:
+                        links[pair] += group["calls"]
+                        failed[pair] += group["errors"]
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return [base.ServiceLink(parent, child, links[parent, child],
+                                 failed[parent, child])
+                for parent, child in sorted(
+                    links, key=lambda pair: (base.label_order(pair[0]),
+                                             base.label_order(pair[1])))]
+
     def get_heartbeats(self):
         try:
             docs = list(self.workers.find().sort("_id", pymongo.ASCENDING))
@@ -403,9 +487,32 @@ def _trace_query(trace_filter):
         query["started_us"] = started
     if f.errors_only:
         query["error"] = True
+    duration = {}
     if f.min_duration_ms is not None:
-        query["duration_ms"] = {"$gte": f.min_duration_ms}
+        duration["$gte"] = f.min_duration_ms
+    if f.max_duration_ms is not None:
+        duration["$lte"] = f.max_duration_ms
+    if duration:
+        query["duration_ms"] = duration
     return query
+
+
+def _links_pipeline(base_ids):
+    """Spans of these traces joined to their parent span, counted per
+    (parent label, child label)."""
+    return [
+        {"$match": {"base_id": {"$in": base_ids}}},
+        {"$lookup": {"from": "spans", "localField": "parent_id",
+                     "foreignField": "_id", "as": "parent"}},
+        {"$unwind": "$parent"},
+        {"$group": {
+            "_id": {"pp": "$parent.project", "ps": "$parent.service",
+                    "cp": "$project", "cs": "$service"},
+            "calls": {"$sum": 1},
+            # an error is a document (true); missing or null gives false
+            "errors": {"$sum": {"$cond": [{"$ifNull": ["$error", False]},
+                                          1, 0]}}}},
+    ]
 
 
 def _latency_match(service, name, project, since, until):

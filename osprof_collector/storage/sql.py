@@ -48,6 +48,12 @@ spans_table = sa.Table(
 spans_by_service = sa.Index(
     "osprof_spans_service_started", spans_table.c.service,
     spans_table.c.started_at, mysql_length={"service": 255})
+# The HTTP API lists labels and span names by walking this index, and
+# finds the newest spans of a name through it.
+spans_by_label = sa.Index(
+    "osprof_spans_label_name_started", spans_table.c.service,
+    spans_table.c.project, spans_table.c.name, spans_table.c.started_at,
+    mysql_length={"service": 191, "project": 191, "name": 191})
 
 # Per-trace summary, kept exact by write_spans(): listing reads only this.
 # services and projects are stored as "|a|b|" so one LIKE finds a member.
@@ -84,6 +90,15 @@ DEADLOCK_ATTEMPTS = 5
 # PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
 # wait timeout.
 DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
+# Planner settings of two reads of the HTTP API on PostgreSQL, which may
+# guess wrong while a table has no statistics (a new store, autovacuum
+# behind). A search reads only the first rows of the newest spans: in an
+# index's order, not all of them fetched and sorted. Service links read
+# the spans of the window's traces through the base_id index, instead of
+# hash-joining every span, with no JIT compiling longer than the lookups.
+POSTGRESQL_SEARCH_SETTINGS = ("SET LOCAL enable_sort = off",)
+POSTGRESQL_LINKS_SETTINGS = ("SET LOCAL enable_seqscan = off",
+                             "SET LOCAL jit = off")
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
 MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
 
@@ -184,6 +199,7 @@ class SQLDriver(base.StorageDriver):
                 # CREATE INDEX would hold the collector's writes meanwhile.
                 spans_by_service.create(self.engine, checkfirst=True)
                 _add_missing_columns(self.engine)
+                spans_by_label.create(self.engine, checkfirst=True)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             error = self._error("cannot prepare the schema", exc)
@@ -403,6 +419,8 @@ class SQLDriver(base.StorageDriver):
             query = query.where(t.error.is_(True))
         if f.min_duration_ms is not None:
             query = query.where(t.duration_ms >= f.min_duration_ms)
+        if f.max_duration_ms is not None:
+            query = query.where(t.duration_ms <= f.max_duration_ms)
         return query.order_by(t.started_at.desc(), t.base_id).limit(limit)
 
     def stats(self):
@@ -456,14 +474,7 @@ class SQLDriver(base.StorageDriver):
             for span_name, count, total, *values in rows)
 
     def _duration_us(self):
-        """A span's duration in microseconds, exact in every dialect."""
-        s = spans_table.c
-        if self.dialect == "postgresql":
-            return sa.extract("epoch", s.finished_at - s.started_at) * 10**6
-        if self.dialect == "sqlite":
-            return _sqlite_us(s.finished_at) - _sqlite_us(s.started_at)
-        return sa.func.timestampdiff(sa.text("MICROSECOND"), s.started_at,
-                                     s.finished_at)
+        return duration_us(self.dialect)
 
     def _latency_percentile_cont(self, conditions):
         """PostgreSQL: its ordered-set aggregate, per name in one pass."""
@@ -504,6 +515,62 @@ class SQLDriver(base.StorageDriver):
                           sa.func.max(r.us))
                 .group_by(r.name))
 
+    def span_labels(self):
+        s = spans_table.c
+        try:
+            with self.engine.connect() as conn:
+                labels = [(project, service)
+                          for service in _distinct(conn, s.service, [])
+                          for project in _distinct(
+                              conn, s.project, [_equals(s.service, service)])]
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return sorted(labels, key=base.label_order)
+
+    def span_names(self, label):
+        s = spans_table.c
+        project, service = label
+        if not base.all_text(project, service):
+            return []
+        try:
+            with self.engine.connect() as conn:
+                return _distinct(conn, s.name, [_equals(s.service, service),
+                                                _equals(s.project, project)])
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    def newest_spans(self, search):
+        project, service = search.label
+        if not base.all_text(project, service, search.name):
+            return
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    for setting in POSTGRESQL_SEARCH_SETTINGS:
+                        conn.exec_driver_sql(setting)
+                rows = conn.execution_options(
+                    stream_results=True, yield_per=200).execute(
+                        newest_spans_query(search, self.dialect))
+                yield from rows
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    def service_links(self, since, until):
+        query = service_links_query(since, until)
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    for setting in POSTGRESQL_LINKS_SETTINGS:
+                        conn.exec_driver_sql(setting)
+                rows = conn.execute(query).all()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        return sorted(
+            (base.ServiceLink((pp, ps), (cp, cs), calls, int(errors))
+             for pp, ps, cp, cs, calls, errors in rows),
+            key=lambda link: (base.label_order(link.parent),
+                              base.label_order(link.child)))
+
     def get_heartbeats(self):
         try:
             with self.engine.connect() as conn:
@@ -543,6 +610,88 @@ def _add_missing_columns(engine):
             with engine.begin() as conn:
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN "
                                      f"{column.name} {kind}")
+
+
+def duration_us(dialect):
+    """A span's duration in microseconds, exact in every dialect."""
+    s = spans_table.c
+    if dialect == "postgresql":
+        return sa.extract("epoch", s.finished_at - s.started_at) * 10**6
+    if dialect == "sqlite":
+        return _sqlite_us(s.finished_at) - _sqlite_us(s.started_at)
+    return sa.func.timestampdiff(sa.text("MICROSECOND"), s.started_at,
+                                 s.finished_at)
+
+
+def service_links_query(since, until):
+    """The SELECT service_links() runs (benchmarks EXPLAIN it): the spans
+    of the traces started in the window, joined to their parent span."""
+    t = traces_table.c
+    child = spans_table.alias("child")
+    parent = spans_table.alias("parent")
+    c, p = child.c, parent.c
+    different = sa.or_(sa.not_(_same_value(c.service, p.service)),
+                       sa.not_(_same_value(c.project, p.project)))
+    return (
+        sa.select(p.project, p.service, c.project, c.service,
+                  sa.func.count(),
+                  sa.func.sum(sa.case((c.error_type.is_not(None), 1),
+                                      else_=0)))
+        .select_from(traces_table)
+        .join(child, c.base_id == t.base_id)
+        .join(parent, p.trace_id == c.parent_id)
+        .where(t.started_at >= since, t.started_at <= until, different)
+        .group_by(p.project, p.service, c.project, c.service))
+
+
+def newest_spans_query(search, dialect):
+    """The SELECT newest_spans() streams (benchmarks EXPLAIN it).
+
+    Durations are compared in the database, so that a search for a rare
+    duration does not carry every span of the service to the caller.
+    """
+    s = spans_table.c
+    project, service = search.label
+    query = sa.select(s.base_id, s.started_at, s.finished_at).where(
+        _equals(s.service, service), _equals(s.project, project),
+        s.started_at.is_not(None))
+    if search.name is not None:
+        query = query.where(s.name == search.name)
+    if search.since is not None:
+        query = query.where(s.started_at >= search.since)
+    if search.until is not None:
+        query = query.where(s.started_at <= search.until)
+    if search.min_duration_us is not None:
+        query = query.where(duration_us(dialect) >= search.min_duration_us)
+    if search.max_duration_us is not None:
+        query = query.where(duration_us(dialect) <= search.max_duration_us)
+    return query.order_by(s.started_at.desc())
+
+
+def _distinct(conn, column, conditions):
+    """The distinct values of an indexed column where conditions hold,
+    None first: one index lookup per value (a loose index scan) instead of
+    reading every row."""
+    values = []
+    if conn.execute(sa.select(sa.literal(1)).where(
+            *conditions, column.is_(None)).limit(1)).first():
+        values.append(None)
+    value = conn.execute(sa.select(sa.func.min(column)).where(
+        *conditions)).scalar()
+    while value is not None:
+        values.append(value)
+        value = conn.execute(sa.select(sa.func.min(column)).where(
+            *conditions, column > value)).scalar()
+    return values
+
+
+def _equals(column, value):
+    return column.is_(None) if value is None else column == value
+
+
+def _same_value(a, b):
+    """a = b where NULL equals NULL (IS NOT DISTINCT FROM)."""
+    return sa.or_(a == b, sa.and_(a.is_(None), b.is_(None)))
 
 
 def _create_engine(url):

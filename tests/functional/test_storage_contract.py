@@ -443,3 +443,101 @@ def test_heartbeat_keeps_the_operation_counts(store):
                              "buckets": [1, 1] + [0] * 10}]
     store.write_heartbeat(heartbeat)
     assert store.get_heartbeats() == [heartbeat]
+
+
+# -- what the HTTP API's searches read ------------------------------------
+
+def write_all(store, *traces):
+    store.write_spans(partial_spans(*[p for _, raw in traces for p in raw]))
+
+
+def test_span_labels_and_names(store):
+    write_all(store, a_trace(), a_trace(service="scheduler"))
+    lone = payloads.event("rpc", "start", payloads.new_id(),
+                          payloads.new_id(), payloads.new_id(), 0,
+                          project=None, service=None)
+    store.write_spans(partial_spans(lone))
+    assert store.span_labels() == [(None, None), ("cinder", "volume"),
+                                   ("nova", "api"), ("nova", "scheduler")]
+    assert store.span_names(("nova", "api")) == ["db", "wsgi"]
+    assert store.span_names(("cinder", "volume")) == ["cinder-volume"]
+    assert store.span_names((None, None)) == ["rpc"]
+    assert store.span_names(("nova", "compute")) == []
+
+
+def test_find_traces_newest_matching_span_first(store):
+    old, middle, new = (a_trace(start_ms=ms) for ms in (0, 1000, 2000))
+    write_all(store, old, new, middle)
+    search = base.SpanSearch(label=("nova", "api"))
+    assert store.find_traces(search, 10) == [new[0], middle[0], old[0]]
+    assert store.find_traces(search, 2) == [new[0], middle[0]]
+    at = payloads.EPOCH + datetime.timedelta(milliseconds=1000)
+    assert store.find_traces(base.SpanSearch(
+        label=("nova", "api"), since=at, until=at), 10) == [middle[0]]
+    assert store.find_traces(base.SpanSearch(
+        label=("nova", "api"), until=at), 10) == [middle[0], old[0]]
+    assert store.find_traces(base.SpanSearch(
+        label=("cinder", "volume"), name="cinder-volume"), 10) == [
+        new[0], middle[0], old[0]]
+    assert store.find_traces(base.SpanSearch(
+        label=("cinder", "api")), 10) == []
+
+
+def test_find_traces_by_span_duration(store):
+    base_id = payloads.new_id()
+    raw = [*payloads.call("db", base_id, base_id, 0, 10),
+           *payloads.call("wsgi", base_id, base_id, 20, 20.5)]
+    other, other_raw = a_trace(start_ms=100)  # wsgi 100 ms, db 10 ms
+    store.write_spans(partial_spans(*raw, *other_raw))
+    label = ("nova", "api")
+
+    def found(**bounds):
+        return store.find_traces(base.SpanSearch(label=label, **bounds), 10)
+
+    assert found(min_duration_us=10_000) == [other, base_id]
+    assert found(min_duration_us=10_001) == [other]
+    assert found(max_duration_us=500) == [base_id]
+    assert found(name="db", min_duration_us=10_000,
+                 max_duration_us=10_000) == [other, base_id]
+    open_id = payloads.new_id()
+    start, _ = payloads.call("wsgi", open_id, open_id, 500, 600)
+    store.write_spans(partial_spans(start))
+    assert found(name="wsgi") == [open_id, other, base_id]
+    assert open_id not in found(name="wsgi", max_duration_us=10**9)
+
+
+def test_service_links_count_calls_and_errors(store):
+    first, second = a_trace(start_ms=0, error=True), a_trace(start_ms=500)
+    late = a_trace(start_ms=10_000)
+    write_all(store, first, second, late)
+    at = payloads.EPOCH
+
+    links = store.service_links(at, at + datetime.timedelta(seconds=1))
+    assert links == [base.ServiceLink(("nova", "api"), ("cinder", "volume"),
+                                      calls=2, errors=1)]
+    assert store.service_links(at + datetime.timedelta(seconds=5),
+                               at + datetime.timedelta(seconds=20)) == [
+        base.ServiceLink(("nova", "api"), ("cinder", "volume"), 1, 0)]
+    assert store.service_links(at - datetime.timedelta(days=1),
+                               at - datetime.timedelta(seconds=1)) == []
+
+
+def test_list_traces_by_longest_duration(store):
+    short, long = a_trace(), a_trace(start_ms=1000)
+    store.write_spans(partial_spans(*short[1]))
+    store.write_spans(partial_spans(*long[1][:-1]))  # root still open: 90 ms
+    assert [t.base_id for t in store.list_traces(base.TraceFilter(
+        max_duration_ms=90))] == [long[0]]
+    assert [t.base_id for t in store.list_traces(base.TraceFilter(
+        min_duration_ms=90, max_duration_ms=100))] == [long[0], short[0]]
+
+
+def test_search_values_are_never_operators(store):
+    write_all(store, a_trace())
+    for hostile in ("%", "' OR '1'='1", '{"$ne": null}', "$ne", ".*"):
+        assert store.span_names((hostile, "api")) == []
+        assert store.find_traces(base.SpanSearch(
+            label=("nova", hostile)), 10) == []
+    assert store.span_names(({"$ne": None}, "api")) == []
+    assert store.find_traces(base.SpanSearch(
+        label=("nova", "api"), name={"$ne": None}), 10) == []

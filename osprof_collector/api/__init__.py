@@ -1,0 +1,1 @@
+"""osprof-api: the trace store over HTTP, for Grafana and the like."""
