@@ -104,7 +104,7 @@ def main(argv=None):
     try:
         # A wrong store or broker URL is a configuration error: say it
         # before forking.
-        storage.check_url(conf.storage.connection)
+        storage.check_url(conf.storage.connection, writer=True)
         _check_transport_url(conf)
     except (UsageError, storage.ConfigurationError) as exc:
         exits.report(conf, str(exc))

@@ -66,10 +66,14 @@ def _driver_class(url):
     return stevedore.DriverManager(NAMESPACE, scheme).driver
 
 
-def check_url(url):
+def check_url(url, writer=False):
     """Raise ConfigurationError unless the URL can work, without
-    connecting: a driver serves its scheme and can use it."""
-    _driver_class(url).check_url(url)
+    connecting: a driver serves its scheme and can use it (and, for a
+    writer, could create the store where it says)."""
+    driver = _driver_class(url)
+    driver.check_url(url)
+    if writer:
+        driver.check_writable(url)
 
 
 def get_driver(url, ttl=None):

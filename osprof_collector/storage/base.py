@@ -152,6 +152,11 @@ class StorageDriver(abc.ABC):
         """Raise ConfigurationError if url can never work (bad syntax, a
         client library not installed), without connecting."""
 
+    @classmethod
+    def check_writable(cls, url):
+        """Raise ConfigurationError if a writer could never create the
+        store there (a file in a missing directory), without connecting."""
+
     @abc.abstractmethod
     def write_spans(self, spans):
         """Merge partial spans (spans.Span) into the store."""

@@ -209,7 +209,11 @@ class SQLDriver(base.StorageDriver):
 
     @classmethod
     def check_url(cls, url):
-        engine = _create_engine(url)  # connects to nothing
+        _create_engine(url).dispose()  # connects to nothing
+
+    @classmethod
+    def check_writable(cls, url):
+        engine = _create_engine(url)
         try:
             if engine.dialect.name == "sqlite":
                 _check_sqlite_path(url, engine.url.database)
