@@ -13,6 +13,7 @@
 #     osprof) that may create osprof_test_* databases;
 #   - Debian's chromium, which renders the HTML report in its tests;
 #   - systemd-analyze, which checks the systemd unit;
+#   - Debian's prometheus, which scrapes osprof-api's /metrics in a test;
 #   - a virtualenv with the project and test-requirements.txt installed.
 # Then it runs "python -m pytest ARGS" (ARGS default to "tests": the whole
 # suite) and exits with pytest's status.
@@ -326,6 +327,14 @@ ensure_systemd_analyze() {
     command -v systemd-analyze >/dev/null || die "systemd did not install"
 }
 
+# -- Prometheus (it scrapes osprof-api's /metrics in a test) ---------------
+
+ensure_prometheus() {
+    command -v prometheus >/dev/null && return
+    apt_install "Prometheus (for the /metrics test)" prometheus
+    command -v prometheus >/dev/null || die "prometheus did not install"
+}
+
 # -- main -----------------------------------------------------------------
 
 main() {
@@ -335,6 +344,7 @@ main() {
     ensure_mariadb
     ensure_chromium
     ensure_systemd_analyze
+    ensure_prometheus
     ensure_venv tests -e . -r test-requirements.txt
     (($#)) || set -- tests
     say "running: python -m pytest $*"

@@ -20,6 +20,7 @@ import webob.dec
 
 from osprof_collector.api import auth
 from osprof_collector.api import jaeger
+from osprof_collector.api import metrics
 from osprof_collector.api import params
 from osprof_collector.api import responses
 from osprof_collector.api import zipkin
@@ -98,11 +99,13 @@ class Application:
 
 def make_app(conf, store):
     context = Context(store=store, lookback_ms=conf.api.query_lookback * 1000)
-    return auth.protect(Application(context, [
+    protected = auth.protect(Application(context, [
         (zipkin.ROUTES, responses.error),
         (jaeger.ROUTES, responses.jaeger_error),
         (jaeger.V3_ROUTES, responses.v3_error),
     ]), conf)
+    return metrics.Beside(protected, Application(
+        context, [(metrics.ROUTES, responses.error)]))
 
 
 def prepare(argv, default_config_files=None):

@@ -98,3 +98,12 @@ def test_keystone_without_its_uri_exits_2(tmp_path):
     assert result.stderr == (
         "osprof-api: auth_strategy = keystone needs [keystone_authtoken] "
         "www_authenticate_uri\n")
+
+
+def test_metrics_need_no_token_and_hold_no_payload(protected):
+    application, _tokens, _base_id = protected
+    assert call(application, "/api/v2/services").status_int == 401
+    response = call(application, "/metrics")  # as Prometheus scrapes
+    assert response.status_int == 200
+    assert "osprof_collector_received_total" in response.text
+    assert "SELECT" not in response.text  # statements stay in the spans
