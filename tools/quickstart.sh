@@ -9,6 +9,8 @@
 #   OSPROF_COLLECTOR_VENV            virtualenv (default: <repo>/.venv)
 #   OSPROF_COLLECTOR_QUICKSTART_DIR  config, database and log
 #                                    (default: <repo>/.quickstart)
+#   OSPROF_COLLECTOR_QUICKSTART_API_PORT
+#                                    port of osprof-api (default: 9411)
 #   OSPROF_COLLECTOR_QUICKSTART_VHOST
 #                                    RabbitMQ vhost it creates, uses and
 #                                    deletes (default: osprof-quickstart)
@@ -27,6 +29,8 @@ WORK=${OSPROF_COLLECTOR_QUICKSTART_DIR:-$ROOT/.quickstart}
 # A vhost of its own: another consumer of profiler.info on this broker (an
 # installed collector, say) cannot take the traces it sends.
 VHOST=${OSPROF_COLLECTOR_QUICKSTART_VHOST:-osprof-quickstart}
+API_PORT=${OSPROF_COLLECTOR_QUICKSTART_API_PORT:-9411}
+API_URL=http://127.0.0.1:$API_PORT/
 TRANSPORT_URL=rabbit://guest:guest@127.0.0.1:5672/$VHOST
 COLLECTOR_PID=
 
@@ -115,6 +119,9 @@ stats_interval = 5
 
 [storage]
 connection = $STORE_URL
+
+[api]
+port = $API_PORT
 EOF
 say "wrote $CONFIG"
 
@@ -197,6 +204,30 @@ echo
 say "$TRACE show $FIRST"
 $TRACE show "$FIRST" </dev/null
 
+# osprof-api on the same store, for a moment: the web UI and Grafana's
+# data sources read it (started again by the command printed below).
+API_LOG=$WORK/osprof-api.log
+say "checking osprof-api on $API_URL"
+"$BIN/osprof-api" --config-file "$CONFIG" --log-file "$API_LOG" \
+    </dev/null 2>"$WORK/osprof-api.err" &
+API_PID=$!
+deadline=$((SECONDS + 30))
+until grep -qF "Serving" "$API_LOG" 2>/dev/null; do
+    if ! kill -0 "$API_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+        kill "$API_PID" 2>/dev/null || true
+        cat "$WORK/osprof-api.err" >&2
+        die "osprof-api did not start on port $API_PORT (set" \
+            "OSPROF_COLLECTOR_QUICKSTART_API_PORT for another)"
+    fi
+    sleep 0.2
+done
+SERVICES=$("$BIN/python" -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1] + "api/v2/services").read().decode())' \
+    "$API_URL") || { kill "$API_PID"; die "osprof-api did not answer"; }
+say "$API_URL""api/v2/services: $SERVICES"
+kill -TERM "$API_PID"
+wait "$API_PID" || die "osprof-api did not stop cleanly; see $API_LOG"
+
 echo
 say "database: $DB ($STORE_URL)"
 say "log:      $LOG_FILE"
@@ -209,6 +240,12 @@ this store again:
     export OSPROF_TRACE_CONNECTION=$STORE_URL
     $BIN/osprof-trace list
     $BIN/osprof-trace show $FIRST
+
+Browse them in the web UI, and point Grafana's Zipkin or Jaeger data
+source at the same URL:
+
+    $BIN/osprof-api --config-file $CONFIG --log-file $API_LOG
+    then open $API_URL
 
 Run it as a service: pip install the project, copy
 etc/osprof-collector/osprof-collector.conf.sample to

@@ -7,6 +7,7 @@ import sys
 import uuid
 
 from osprof_collector import storage
+from tests.functional import api_server
 from tests.functional.conftest import ROOT
 
 
@@ -18,10 +19,12 @@ def test_quickstart_keeps_to_its_vhost_and_says_what_to_run_next(
                               f"sqlite:///{tmp_path}/other.db",
                               exchanges="nova,cinder").start()
     vhost = f"osprof_quickstart_{uuid.uuid4().hex[:8]}"
+    port = api_server.free_port()
     env = dict(os.environ, OSPROF_COLLECTOR_VENV=os.path.dirname(
         os.path.dirname(sys.executable)),
         OSPROF_COLLECTOR_QUICKSTART_DIR=str(tmp_path / "qs"),
-        OSPROF_COLLECTOR_QUICKSTART_VHOST=vhost)
+        OSPROF_COLLECTOR_QUICKSTART_VHOST=vhost,
+        OSPROF_COLLECTOR_QUICKSTART_API_PORT=str(port))
     try:
         result = subprocess.run(["bash", "tools/quickstart.sh"], cwd=ROOT,
                                 env=env, capture_output=True, text=True,
@@ -54,6 +57,10 @@ def test_quickstart_keeps_to_its_vhost_and_says_what_to_run_next(
                            timeout=120)
     assert again.returncode == 0
     assert len(again.stdout.split()) == 4
+    # osprof-api answered on that store, and how to start it is printed.
+    assert (f'http://127.0.0.1:{port}/api/v2/services: ["cinder-volume",'
+            f'"nova-api"]') in result.stdout
+    assert f"then open http://127.0.0.1:{port}/" in result.stdout
     # The vhost is gone with the run.
     vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"],
                             capture_output=True, text=True).stdout
