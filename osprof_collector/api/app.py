@@ -22,6 +22,7 @@ from osprof_collector.api import auth
 from osprof_collector.api import jaeger
 from osprof_collector.api import params
 from osprof_collector.api import responses
+from osprof_collector.api import ui
 from osprof_collector.api import zipkin
 from osprof_collector import opts
 from osprof_collector import storage
@@ -98,11 +99,12 @@ class Application:
 
 def make_app(conf, store):
     context = Context(store=store, lookback_ms=conf.api.query_lookback * 1000)
-    return auth.protect(Application(context, [
+    return ui.PublicPages(auth.protect(Application(context, [
         (zipkin.ROUTES, responses.error),
         (jaeger.ROUTES, responses.jaeger_error),
         (jaeger.V3_ROUTES, responses.v3_error),
-    ]), conf)
+        (ui.ROUTES, ui.error),
+    ]), conf))
 
 
 def prepare(argv, default_config_files=None):
