@@ -75,6 +75,11 @@ def trace(request, context, base_id):
     return _json(waterfall.trace(base_id, spans))
 
 
+def trace_analysis(request, context, base_id):
+    base_id, spans = _trace(context, base_id)
+    return _json(waterfall.trace_analysis(base_id, spans))
+
+
 def span(request, context, base_id, trace_id):
     base_id, spans = _trace(context, base_id)
     found = waterfall.span(base_id, spans, _uuid(trace_id, "span id"))
@@ -166,6 +171,7 @@ ROUTES = [(pattern, _found(handler)) for pattern, handler in [
     ("/api/osprof/services", services),
     ("/api/osprof/traces", traces),
     ("/api/osprof/traces/{base_id}", trace),
+    ("/api/osprof/traces/{base_id}/analysis", trace_analysis),
     ("/api/osprof/traces/{base_id}/spans/{trace_id}", span),
     ("/api/osprof/compare", compare),
 ]]

@@ -313,7 +313,18 @@ SCRIPT = r"""
   // -- trace: the waterfall -------------------------------------------------
 
   const waterfall = {trace: null, rows: [], visible: [], collapsed: new Set(),
-                     selected: null, pending: false};
+                     selected: null, pending: false, analysis: null};
+
+  // What the analysis (read after the first paint) says of a row, or null.
+  function criticalMs(row) {
+    const found = waterfall.analysis && waterfall.analysis.critical_ms[row.trace_id];
+    return found === undefined ? null : found;
+  }
+
+  function selfMs(row) {
+    const found = waterfall.analysis && waterfall.analysis.self_ms[row.trace_id];
+    return found === undefined ? null : found;
+  }
 
   function visibleRows() {
     const rows = waterfall.rows, shown = [];
@@ -338,8 +349,9 @@ SCRIPT = r"""
   function rowElement(index) {
     const row = waterfall.rows[index];
     const total = Math.max(waterfall.trace.total_ms, 0.001);
+    const critical = criticalMs(row), self = selfMs(row);
     const line = element("div", "row");
-    if (row.critical_ms !== null) line.classList.add("on-path");
+    if (critical !== null) line.classList.add("on-path");
     if (index === waterfall.selected) line.classList.add("selected");
     line.dataset.index = String(index);
     line.dataset.traceId = row.trace_id;
@@ -359,16 +371,15 @@ SCRIPT = r"""
     const bar = element("div", "bar");
     let width = row.duration_ms;
     if (row.error) bar.classList.add("error");
-    else if (row.critical_ms !== null) bar.classList.add("critical");
+    else if (critical !== null) bar.classList.add("critical");
     if (row.open) { bar.classList.add("open"); width = total - row.start_ms; }
     if (row.start_missing) { bar.classList.add("no-start"); width = 0; }
     bar.style.left = (100 * row.start_ms / total) + "%";
     bar.style.width = (100 * Math.max(width || 0, 0) / total) + "%";
     bar.title = "+" + ms(row.start_ms) + " ms" +
       (row.duration_ms === null ? "" : ", " + ms(row.duration_ms) + " ms") +
-      (row.self_ms === null ? "" : ", self " + ms(row.self_ms) + " ms") +
-      (row.critical_ms === null ? "" : ", on the critical path " +
-       ms(row.critical_ms) + " ms");
+      (self === null ? "" : ", self " + ms(self) + " ms") +
+      (critical === null ? "" : ", on the critical path " + ms(critical) + " ms");
     lane.appendChild(bar);
     line.appendChild(label);
     line.appendChild(lane);
@@ -427,6 +438,9 @@ SCRIPT = r"""
     waterfall.rows = trace.rows;
     waterfall.collapsed = new Set();
     waterfall.selected = null;
+    waterfall.analysis = null;
+    delete document.body.dataset.analysed;
+    $("analysis").replaceChildren();
     $("trace-title").textContent = "trace " + trace.base_id;
     $("trace-summary").textContent = trace.span_count + " spans, " +
       ms(trace.total_ms) + " ms from " + trace.started_at + " UTC; " +
@@ -436,8 +450,15 @@ SCRIPT = r"""
     relayout();
     document.body.dataset.waterfallMs = String(Math.round(performance.now()));
     document.body.dataset.trace = trace.base_id;
+    setStatus("analysing...");
+    const result = await getJson("traces/" + encodeURIComponent(baseId) + "/analysis");
+    if (waterfall.trace !== trace) return;  // another trace was opened
+    waterfall.analysis = result;
+    drawRows();
+    drawAnalysis(result);
+    document.body.dataset.analysedMs = String(Math.round(performance.now()));
+    document.body.dataset.analysed = trace.base_id;
     setStatus("");
-    drawAnalysis(trace.analysis);
   }
 
   async function openSpan(index) {
@@ -457,8 +478,8 @@ SCRIPT = r"""
         ["host", details.host], ["started", details.started_at || "unknown (start missing)"],
         ["finished", details.finished_at || "unknown (open)"],
         ["duration", row.duration_ms === null ? "unknown" : ms(row.duration_ms) + " ms"],
-        ["self time", row.self_ms === null ? "-" : ms(row.self_ms) + " ms"],
-        ["critical path", row.critical_ms === null ? "no" : ms(row.critical_ms) + " ms"]]) {
+        ["self time", selfMs(row) === null ? "-" : ms(selfMs(row)) + " ms"],
+        ["critical path", criticalMs(row) === null ? "no" : ms(criticalMs(row)) + " ms"]]) {
       fields.appendChild(element("dt", null, key));
       fields.appendChild(element("dd", null, value));
     }
@@ -499,7 +520,7 @@ SCRIPT = r"""
 
   function drawAnalysis(result) {
     const box = $("analysis");
-    const path = result.critical_path, sql = result.sql;
+    const path = result.critical_path, sql = result.sql, calls = result.fan_out;
     box.replaceChildren(
       table("Critical path: " + ms(path.duration_ms) + " ms, the largest shares",
             [["self ms", "num"], ["%", "num"], ["span", ""], ["duration ms", "num"]],
@@ -519,7 +540,10 @@ SCRIPT = r"""
             " times under one parent",
             [["count", "num"], ["total ms", "num"], ["parent", ""], ["statement", "code"]],
             sql.n_plus_one.map(s => [s.count, ms(s.total_ms), spanName(s.parent),
-                                     s.statement])));
+                                     s.statement])),
+      table("Remote calls (HTTP, RPC): " + calls.calls + ", per remote",
+            [["calls", "num"], ["total ms", "num"], ["remote", ""]],
+            calls.per_remote.map(r => [r.calls, ms(r.total_ms), r.remote])));
   }
 
   // -- compare --------------------------------------------------------------

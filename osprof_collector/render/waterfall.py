@@ -1,11 +1,12 @@
-"""The documents the web UI draws: a trace's spans as waterfall rows with
+"""The documents the web UI draws: a trace's spans as waterfall rows,
 what the analysis says of them, one span's details, a search result.
 
 Rows come in the report's order (query.build_report, depth first, each
 level by start); times are milliseconds after the first moment of the
-trace, to the microsecond, from the spans themselves. Payloads stay out
-of the rows (a 10,000-span trace would carry megabytes of them): the UI
-asks for one span's details when it is opened.
+trace, to the microsecond, from the spans themselves. The waterfall
+carries only what its first paint needs: the analysis comes in a
+document of its own, and a span's payloads (megabytes for a 10,000-span
+trace) when it is opened.
 """
 
 import datetime
@@ -22,17 +23,10 @@ TABLE_ROWS = 20
 
 
 def trace(base_id, spans):
-    """The waterfall of one trace and its analysis."""
+    """The waterfall of one trace: what its first paint needs."""
     report = query.build_report(base_id, spans)
-    # The parts of analysis.analyze() shown here, over one timeline.
-    timeline = analysis.Timeline(base_id, spans)
-    critical_path = analysis.critical_path(timeline)
-    self_time = analysis.self_time(timeline)
-    sql = analysis.repeated_sql(timeline)
     by_id = {span.trace_id: span for span in spans}
     first = min(span.first_seen for span in spans)
-    path = {e["trace_id"]: e["self_ms"] for e in critical_path["spans"]}
-    self_ms = {e["trace_id"]: e["self_ms"] for e in self_time["spans"]}
     rows = []
     for node, depth in query.walk(report):
         span = by_id[node["trace_id"]]
@@ -47,8 +41,6 @@ def trace(base_id, spans):
             "error": list(failure) if failure else None,
             "open": node["open"], "start_missing": span.started_at is None,
             "orphan": node["orphan"],
-            "critical_ms": path.get(span.trace_id),
-            "self_ms": self_ms.get(span.trace_id),
             "sql": info.statement(span)[0] is not None})
     _subtree_sizes(rows)
     return {
@@ -58,16 +50,29 @@ def trace(base_id, spans):
         "errors": sum(row["error"] is not None for row in rows),
         "started_at": first.isoformat(),
         "total_ms": _ms(max(span.last_seen for span in spans) - first),
-        "rows": rows,
-        "analysis": {
-            "critical_path": dict(
-                critical_path, spans=sorted(
-                    critical_path["spans"],
-                    key=lambda e: -e["self_ms"])[:TABLE_ROWS]),
-            "self_time": self_time["groups"][:TABLE_ROWS],
-            "sql": dict(sql, statements=sql["statements"][:TABLE_ROWS],
-                        n_plus_one=sql["n_plus_one"][:TABLE_ROWS],
-                        total=len(sql["statements"]))}}
+        "rows": rows}
+
+
+def trace_analysis(base_id, spans):
+    """analysis.analyze() of one trace, its tables cut to TABLE_ROWS rows,
+    and per span its share of the critical path and its self time."""
+    result = analysis.analyze(base_id, spans)
+    path, self_time = result["critical_path"], result["self_time"]
+    sql, fan_out = result["sql"], result["fan_out"]
+    return {
+        "base_id": base_id,
+        "critical_ms": {e["trace_id"]: e["self_ms"] for e in path["spans"]},
+        "self_ms": {e["trace_id"]: e["self_ms"] for e in self_time["spans"]},
+        "critical_path": dict(path, spans=sorted(
+            path["spans"], key=lambda e: -e["self_ms"])[:TABLE_ROWS]),
+        "self_time": self_time["groups"][:TABLE_ROWS],
+        "sql": dict(sql, statements=sql["statements"][:TABLE_ROWS],
+                    n_plus_one=sql["n_plus_one"][:TABLE_ROWS],
+                    total=len(sql["statements"])),
+        "fan_out": dict(fan_out,
+                        per_parent=fan_out["per_parent"][:TABLE_ROWS],
+                        per_remote=fan_out["per_remote"][:TABLE_ROWS]),
+    }
 
 
 def span(base_id, spans, trace_id):

@@ -92,6 +92,7 @@ def test_page_assets_and_json_carry_the_security_headers(served):
             ("/ui/app.css", "text/css"),
             ("/api/osprof/traces", "application/json"),
             (f"/api/osprof/traces/{base_id}", "application/json"),
+            (f"/api/osprof/traces/{base_id}/analysis", "application/json"),
             ("/api/osprof/traces/nope", "application/json")):
         response = api.get(path)
         assert response.headers["Content-Type"].split(";")[0] == \
@@ -119,6 +120,10 @@ def test_json_api_errors(served):
             ("/api/osprof/traces/not-a-uuid", {}, 400, "invalid trace id"),
             (f"/api/osprof/traces/{unknown}", {}, 404,
              f"trace {unknown} not found"),
+            (f"/api/osprof/traces/{unknown}/analysis", {}, 404,
+             f"trace {unknown} not found"),
+            ("/api/osprof/traces/1234/analysis", {}, 400,
+             "invalid trace id '1234'"),
             (f"/api/osprof/traces/{base_id}/spans/x", {}, 400,
              "invalid span id 'x'"),
             (f"/api/osprof/traces/{base_id}/spans/{unknown}", {}, 404,
@@ -164,10 +169,15 @@ def test_json_api_answers_as_the_query_modules(served):
             assert (row["error"] is None) == (span.error is None)
             assert row["sql"] == ("db" in (span.start_payload or {}).get(
                 "info", {}))
-        path = analysis.critical_path(analysis.Timeline(base_id, spans))
-        assert {r["trace_id"] for r in document["rows"]
-                if r["critical_ms"] is not None} == {
-            e["trace_id"] for e in path["spans"]}
+        expected = analysis.analyze(base_id, spans)
+        found = api.get(f"/api/osprof/traces/{base_id}/analysis").json()
+        assert found["critical_ms"] == {
+            e["trace_id"]: e["self_ms"]
+            for e in expected["critical_path"]["spans"]}
+        assert found["self_ms"] == {e["trace_id"]: e["self_ms"]
+                                    for e in expected["self_time"]["spans"]}
+        assert found["sql"]["statements"] == \
+            expected["sql"]["statements"][:20]
     a, b = list(stored)[:2]
     assert api.get("/api/osprof/compare", a=a, b=b).json() == json.loads(
         json.dumps(analysis.compare(a, stored[a], b, stored[b])))
@@ -220,6 +230,7 @@ def test_with_keystone_the_page_is_public_its_json_is_not(served, tmp_path):
                 assert call(asset).status_int == 200
             for path in ("/api/osprof/services", "/api/osprof/traces",
                          f"/api/osprof/traces/{base_id}",
+                         f"/api/osprof/traces/{base_id}/analysis",
                          f"/api/osprof/compare?a={base_id}&b={base_id}"):
                 assert call(path).status_int == 401
                 refused = call(path, "member-token")
@@ -326,7 +337,7 @@ def test_open_a_trace_collapse_and_expand_a_span(served, chromium):
         By.CSS_SELECTOR, f'#results tr[data-base-id="{base_id}"] '
                          f'a.open-trace'))
     link.click()
-    wait_data(chromium, "trace", base_id)
+    wait_data(chromium, "analysed", base_id)
     order = tree_order(base_id, stored[base_id])
     assert [row.get_attribute("data-trace-id")
             for row in rows_shown(chromium)] == order
@@ -361,7 +372,7 @@ def test_errors_and_open_spans_are_marked(served, chromium):
         [base_id] = [t["base_id"] for t in filled.traces
                      if any(s["name"] == name for s in t["spans"])]
         open_page(chromium, api, f"#/trace/{base_id}")
-        wait_data(chromium, "trace", base_id)
+        wait_data(chromium, "analysed", base_id)
         [span] = [s for s in stored[base_id] if s.name == name]
         row = row_of(chromium, span.trace_id)
         assert mark in [m.text for m in
@@ -376,7 +387,7 @@ def test_hostile_payload_text_is_shown_and_never_runs(served, chromium):
     api, stored, filled = served
     base_id = hostile_trace(filled)
     open_page(chromium, api, f"#/trace/{base_id}")
-    wait_data(chromium, "trace", base_id)
+    wait_data(chromium, "analysed", base_id)
     by_name = {s.name: s for s in stored[base_id]}
     for n, text in enumerate(producer.HOSTILE):
         span = by_name[f"db{n}-{text}"]
@@ -489,7 +500,7 @@ def big(tmp_path_factory):
 def test_ten_thousand_spans_draw_only_the_rows_in_view(big, chromium):
     api, base_id, special = big
     open_page(chromium, api, f"#/trace/{base_id}")
-    wait_data(chromium, "trace", base_id)
+    wait_data(chromium, "analysed", base_id)
     assert browser.body_data(chromium, "visibleRows") == "10000"
     drawn = len(rows_shown(chromium))
     assert 10 < drawn < 100
