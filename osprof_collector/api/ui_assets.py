@@ -123,6 +123,7 @@ h3 { font-size: 13px; margin: 8px 0 2px; }
   background: none; font: inherit; cursor: pointer; }
 .where { color: #666; margin-left: 6px; }
 .mark { color: #b00; margin-left: 6px; }
+.tag { color: #2a6a2a; margin-left: 6px; }
 .lane { position: relative; width: 55%; }
 .bar { position: absolute; height: 12px; top: 4px; min-width: 2px;
   background: #4a7bd0; }
@@ -279,7 +280,7 @@ SCRIPT = r"""
       body.appendChild(row);
     }
     updateCompareButton();
-    setStatus(found.length + " traces");
+    setStatus(found.length === 1 ? "1 trace" : found.length + " traces");
     document.body.dataset.results = String(found.length);
     document.body.dataset.query = query.toString();
   }
@@ -342,7 +343,6 @@ SCRIPT = r"""
     if (row.open) marks.push("OPEN");
     if (row.start_missing) marks.push("START MISSING");
     if (row.orphan) marks.push("ORPHAN");
-    if (row.sql) marks.push("SQL");
     return marks;
   }
 
@@ -367,6 +367,7 @@ SCRIPT = r"""
     const length = row.duration_ms === null ? "" : "  " + ms(row.duration_ms) + " ms";
     label.appendChild(element("span", "where", row.where + length));
     for (const mark of markers(row)) label.appendChild(element("span", "mark", mark));
+    if (row.sql) label.appendChild(element("span", "tag", "SQL"));
     const lane = element("div", "lane");
     const bar = element("div", "bar");
     let width = row.duration_ms;
