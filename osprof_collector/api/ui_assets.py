@@ -211,6 +211,7 @@ SCRIPT = r"""
   async function route() {
     const hash = location.hash.replace(/^#/, "");
     const parts = hash.split("?")[0].split("/").filter(Boolean);
+    delete document.body.dataset.failed;
     try {
       if (parts[0] === "trace" && parts.length === 2) {
         await showTrace(decodeURIComponent(parts[1]));

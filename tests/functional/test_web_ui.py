@@ -5,6 +5,8 @@ security headers over HTTP."""
 
 import datetime
 import json
+import threading
+from wsgiref import simple_server
 
 import fixtures
 from keystonemiddleware import fixture as keystone_fixture
@@ -12,6 +14,7 @@ import pytest
 import requests
 from selenium.common import exceptions
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common import keys
 from selenium.webdriver.support import select
 import webob
 
@@ -201,44 +204,48 @@ def test_json_api_answers_as_the_query_modules(served):
 
 def test_with_keystone_the_page_is_public_its_json_is_not(served, tmp_path):
     api, stored, filled = served
+    base_id = next(iter(stored))
+    with fixtures.Fixture() as stack:
+        application = keystone_app(stack, filled.url, tmp_path)
+
+        def call(path, token=None):
+            request = webob.Request.blank(path)
+            if token:
+                request.headers["X-Auth-Token"] = token
+            return request.get_response(application)
+
+        for asset in ("/", "/ui/app.js", "/ui/app.css"):
+            assert call(asset).status_int == 200
+        for path in ("/api/osprof/services", "/api/osprof/traces",
+                     f"/api/osprof/traces/{base_id}",
+                     f"/api/osprof/traces/{base_id}/analysis",
+                     f"/api/osprof/compare?a={base_id}&b={base_id}"):
+            assert call(path).status_int == 401
+            refused = call(path, "member-token")
+            assert refused.status_int == 403
+            assert base_id not in refused.text
+            assert call(path, "admin-token").status_int == 200
+
+
+def keystone_app(stack, store_url, tmp_path):
+    """make_app() with auth_strategy = keystone, its tokens faked by
+    keystonemiddleware's AuthTokenFixture (for this process only): an
+    admin-token and a member-token."""
     path = tmp_path / "api.conf"
-    path.write_text(f"[storage]\nconnection = {filled.url}\n"
+    path.write_text(f"[storage]\nconnection = {store_url}\n"
                     "[api]\nauth_strategy = keystone\n"
                     "[keystone_authtoken]\n"
                     "www_authenticate_uri = http://keystone.example/v3\n"
                     "delay_auth_decision = false\n")
-    base_id = next(iter(stored))
-    tokens = keystone_fixture.AuthTokenFixture()
-    with fixtures.Fixture() as holder:
-        holder.useFixture(tokens)
-        tokens.add_token_data(token_id="admin-token", project_id="p1",
-                              role_list=["admin"])
-        tokens.add_token_data(token_id="member-token", project_id="p2",
-                              role_list=["member", "reader"])
-        conf = app.prepare(["--config-file", str(path)])
-        store = storage.get_driver(filled.url)
-        try:
-            application = app.make_app(conf, store)
-
-            def call(path, token=None):
-                request = webob.Request.blank(path)
-                if token:
-                    request.headers["X-Auth-Token"] = token
-                return request.get_response(application)
-
-            for asset in ("/", "/ui/app.js", "/ui/app.css"):
-                assert call(asset).status_int == 200
-            for path in ("/api/osprof/services", "/api/osprof/traces",
-                         f"/api/osprof/traces/{base_id}",
-                         f"/api/osprof/traces/{base_id}/analysis",
-                         f"/api/osprof/compare?a={base_id}&b={base_id}"):
-                assert call(path).status_int == 401
-                refused = call(path, "member-token")
-                assert refused.status_int == 403
-                assert base_id not in refused.text
-                assert call(path, "admin-token").status_int == 200
-        finally:
-            store.close()
+    tokens = stack.useFixture(keystone_fixture.AuthTokenFixture())
+    tokens.add_token_data(token_id="admin-token", project_id="p1",
+                          role_list=["admin"])
+    tokens.add_token_data(token_id="member-token", project_id="p2",
+                          role_list=["member", "reader"])
+    conf = app.prepare(["--config-file", str(path)])
+    store = storage.get_driver(store_url)
+    stack.addCleanup(store.close)
+    return app.make_app(conf, store)
 
 
 # -- the browser ------------------------------------------------------------
@@ -409,6 +416,36 @@ def test_hostile_payload_text_is_shown_and_never_runs(served, chromium):
     sql = chromium.find_element(By.ID, "analysis").text
     assert "SELECT ?" in sql
     assert_nothing_ran(chromium)
+
+
+class QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_with_keystone_the_page_asks_for_a_token(served, chromium, tmp_path):
+    api, stored, filled = served
+    with fixtures.Fixture() as stack:
+        server = simple_server.make_server(
+            "127.0.0.1", 0, keystone_app(stack, filled.url, tmp_path),
+            handler_class=QuietHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        stack.addCleanup(server.server_close)
+        stack.addCleanup(server.shutdown)
+        chromium.get(f"http://127.0.0.1:{server.server_port}/#/search")
+        failed = browser.wait(chromium, lambda d: browser.body_data(
+            d, "failed"))
+        assert "needs a Keystone token" in failed
+        assert chromium.find_element(By.ID, "token-box").is_displayed()
+        token = chromium.find_element(By.ID, "token")
+        token.send_keys("member-token", keys.Keys.TAB)  # a change event
+        failed = browser.wait(chromium, lambda d: browser.body_data(
+            d, "failed"))
+        assert failed.startswith("403: reading traces needs a token")
+        token.clear()
+        token.send_keys("admin-token", keys.Keys.TAB)
+        wait_data(chromium, "results", str(len(stored)))
+        assert browser.body_data(chromium, "failed") is None
 
 
 def test_compare_two_traces(served, chromium):
