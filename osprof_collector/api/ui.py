@@ -81,8 +81,9 @@ def trace_analysis(request, context, base_id):
 
 
 def span(request, context, base_id, trace_id):
+    trace_id = _uuid(trace_id, "span id")
     base_id, spans = _trace(context, base_id)
-    found = waterfall.span(base_id, spans, _uuid(trace_id, "span id"))
+    found = waterfall.span_details(spans, trace_id)
     if found is None:
         return error(404, f"trace {base_id} has no span {trace_id}")
     return _json(found)
@@ -180,9 +181,9 @@ ROUTES = [(pattern, _found(handler)) for pattern, handler in [
 # -- the page and its assets ----------------------------------------------
 
 ASSETS = {
-    "/": ("text/html", ui_assets.PAGE),
-    "/ui/app.js": ("text/javascript", ui_assets.SCRIPT),
-    "/ui/app.css": ("text/css", ui_assets.STYLE),
+    "/": ("text/html", ui_assets.PAGE.encode()),
+    "/ui/app.js": ("text/javascript", ui_assets.SCRIPT.encode()),
+    "/ui/app.css": ("text/css", ui_assets.STYLE.encode()),
 }
 
 
@@ -202,6 +203,6 @@ class PublicPages:
             response = error(405, f"{request.method} is not allowed here")
             response.allow = ("GET", "HEAD")
             return response
-        content_type, text = asset
+        content_type, body = asset
         return secured(webob.Response(
-            body=text.encode(), content_type=content_type, charset="UTF-8"))
+            body=body, content_type=content_type, charset="UTF-8"))

@@ -75,7 +75,7 @@ def trace_analysis(base_id, spans):
     }
 
 
-def span(base_id, spans, trace_id):
+def span_details(spans, trace_id):
     """What the UI shows of one span when it is opened, or None."""
     found = next((s for s in spans if s.trace_id == trace_id), None)
     if found is None:

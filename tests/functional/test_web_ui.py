@@ -38,8 +38,8 @@ SECURITY_HEADERS = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(ApiServer, {base_id: stored spans}, {scenario: [base_id]}) over a
-    SQLite store the collector filled, hostile payloads included."""
+    """(ApiServer, {base_id: stored spans}, FilledStore) over a SQLite
+    store the collector filled, hostile payloads included."""
     workdir = tmp_path_factory.mktemp("ui")
     filled = api_server.FilledStore("sqlite", workdir)
     api = None
@@ -64,10 +64,11 @@ def chromium(tmp_path_factory):
     driver.quit()
 
 
-def traces_named(filled, first_span):
-    """base_ids of the traces whose first span sent has that name."""
+def nested_traces(filled):
+    """base_ids of the traces of the producers' nested scenario."""
     return [t["base_id"] for t in filled.traces
-            if t["spans"] and t["spans"][0]["name"] == first_span]
+            if [s["name"] for s in t["spans"]] == [
+                "wsgi", "db", "rpc", "db", "db", "db"]]
 
 
 def hostile_trace(filled):
@@ -338,7 +339,7 @@ def test_search_form_finds_what_the_store_holds(served, chromium):
 
 def test_open_a_trace_collapse_and_expand_a_span(served, chromium):
     api, stored, filled = served
-    base_id = traces_named(filled, "wsgi")[0]  # nested: wsgi, db, rpc, db
+    base_id = nested_traces(filled)[0]
     open_page(chromium, api, "#/search")
     link = browser.wait(chromium, lambda d: d.find_element(
         By.CSS_SELECTOR, f'#results tr[data-base-id="{base_id}"] '
@@ -450,7 +451,7 @@ def test_with_keystone_the_page_asks_for_a_token(served, chromium, tmp_path):
 
 def test_compare_two_traces(served, chromium):
     api, stored, filled = served
-    a, b = traces_named(filled, "wsgi")[:2]
+    a, b = nested_traces(filled)[:2]
     open_page(chromium, api, "#/search?limit=20")
     browser.wait(chromium, lambda d: browser.body_data(d, "query") ==
                  "limit=20")
