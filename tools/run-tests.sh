@@ -11,7 +11,8 @@
 #     osprof, LOGIN CREATEDB) that can log in over TCP with its password;
 #   - MariaDB listening on 127.0.0.1:3306 with a user osprof (password
 #     osprof) that may create osprof_test_* databases;
-#   - Debian's chromium, which renders the HTML report in its tests;
+#   - Debian's chromium, which renders the HTML report in its tests, and
+#     its chromium-driver, through which the web UI's tests drive it;
 #   - systemd-analyze, which checks the systemd unit;
 #   - Debian's prometheus, which scrapes osprof-api's /metrics in a test;
 #   - a virtualenv with the project and test-requirements.txt installed.
@@ -319,6 +320,12 @@ ensure_chromium() {
     command -v chromium >/dev/null || die "chromium did not install"
 }
 
+ensure_chromedriver() {
+    command -v chromedriver >/dev/null && return
+    apt_install "chromedriver (for the web UI tests)" chromium-driver
+    command -v chromedriver >/dev/null || die "chromium-driver did not install"
+}
+
 # -- systemd-analyze (the systemd unit is checked with it) -----------------
 
 ensure_systemd_analyze() {
@@ -343,6 +350,7 @@ main() {
     ensure_postgresql
     ensure_mariadb
     ensure_chromium
+    ensure_chromedriver
     ensure_systemd_analyze
     ensure_prometheus
     ensure_venv tests -e . -r test-requirements.txt

@@ -23,6 +23,7 @@ from osprof_collector.api import jaeger
 from osprof_collector.api import metrics
 from osprof_collector.api import params
 from osprof_collector.api import responses
+from osprof_collector.api import ui
 from osprof_collector.api import zipkin
 from osprof_collector import opts
 from osprof_collector import storage
@@ -103,8 +104,11 @@ def make_app(conf, store):
         (zipkin.ROUTES, responses.error),
         (jaeger.ROUTES, responses.jaeger_error),
         (jaeger.V3_ROUTES, responses.v3_error),
+        (ui.ROUTES, ui.error),
     ]), conf)
-    return metrics.Beside(protected, Application(
+    # What holds no trace data needs no token: the UI's page and assets,
+    # and /metrics, which Prometheus reads without one.
+    return metrics.Beside(ui.PublicPages(protected), Application(
         context, [(metrics.ROUTES, responses.error)]))
 
 

@@ -128,9 +128,10 @@ class FilledStore:
         self.collector = conftest.Collector(workdir, self.rabbit_url,
                                             self.url)
 
-    def fill(self):
+    def fill(self, *more_scenarios):
         self.collector.start()
-        self.traces = conftest.produce(self.rabbit_url, *SCENARIOS)
+        self.traces = conftest.produce(self.rabbit_url, *SCENARIOS,
+                                       *more_scenarios)
         self.traces.append(cross_service_trace(self.rabbit_url))
         conftest.wait_until_stored(self.url, self.traces)
         assert self.collector.stop() == 0

@@ -114,8 +114,34 @@ def unfinished(rec):
         current._trace_stack.pop()
 
 
+# Text that would run if a page built HTML from it: each sets a marker
+# on the page's body that a test looks for.
+HOSTILE = [
+    "<script>document.body.dataset.pwned='script'</script>",
+    "<img src=x onerror=\"document.body.dataset.pwned='img'\">",
+    "</script><script>document.body.dataset.pwned='close'</script>",
+    "javascript:document.body.dataset.pwned='url'",
+]
+
+
+def hostile(rec):
+    """Span names, info keys and values, SQL statements and error
+    messages made of HOSTILE text."""
+    with rec.call("wsgi", {"request": {"path": HOSTILE[3],
+                                       "method": "GET"}}):
+        for n, text in enumerate(HOSTILE):
+            try:
+                with rec.call(f"db{n}-{text}", {
+                        "db": {"statement": f"SELECT '{text}'",
+                               "params": {text: text}},
+                        text: text}):
+                    raise ValueError(text)
+            except ValueError:
+                pass
+
+
 SCENARIOS = {f.__name__: f for f in (nested, siblings, dashes, raises,
-                                     unfinished)}
+                                     unfinished, hostile)}
 
 
 def main(url, exchange, service, scenario, count, pause=0.0,
