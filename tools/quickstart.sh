@@ -222,9 +222,11 @@ until grep -qF "Serving" "$API_LOG" 2>/dev/null; do
     sleep 0.2
 done
 SERVICES=$("$BIN/python" -c 'import sys, urllib.request
+page = urllib.request.urlopen(sys.argv[1]).read().decode()
+assert "<title>osprof traces</title>" in page, "no web UI at " + sys.argv[1]
 print(urllib.request.urlopen(sys.argv[1] + "api/v2/services").read().decode())' \
     "$API_URL") || { kill "$API_PID"; die "osprof-api did not answer"; }
-say "$API_URL""api/v2/services: $SERVICES"
+say "web UI at $API_URL; $API_URL""api/v2/services: $SERVICES"
 kill -TERM "$API_PID"
 wait "$API_PID" || die "osprof-api did not stop cleanly; see $API_LOG"
 

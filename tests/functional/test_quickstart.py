@@ -58,8 +58,8 @@ def test_quickstart_keeps_to_its_vhost_and_says_what_to_run_next(
     assert again.returncode == 0
     assert len(again.stdout.split()) == 4
     # osprof-api answered on that store, and how to start it is printed.
-    assert (f'http://127.0.0.1:{port}/api/v2/services: ["cinder-volume",'
-            f'"nova-api"]') in result.stdout
+    assert (f'web UI at http://127.0.0.1:{port}/; http://127.0.0.1:{port}'
+            f'/api/v2/services: ["cinder-volume","nova-api"]') in result.stdout
     assert f"then open http://127.0.0.1:{port}/" in result.stdout
     # The vhost is gone with the run.
     vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"],
