@@ -172,7 +172,7 @@ class SQLDriver(base.StorageDriver):
 
     def __init__(self, url, ttl=None, create=True):
         super().__init__(url, ttl, create)
-        self.engine = _create_engine(url)
+        self.engine = _create_engine(url, create)
         self.dialect = self.engine.dialect.name
         self._span_rows = SpanRowWriter(self.engine.dialect)
         if not create:
@@ -559,7 +559,7 @@ def _older_than(moment):
     return traces_table.c.finished_at < moment
 
 
-def _create_engine(url):
+def _create_engine(url, create=True):
     # orjson: payloads are encoded on every write and decoded on every
     # read, several times faster than with the json module.
     kwargs = {"pool_pre_ping": True, "json_deserializer": orjson.loads,
@@ -581,7 +581,9 @@ def _create_engine(url):
     except sa_exc.ArgumentError as exc:
         raise base.ConfigurationError(
             f"{mask_password(url)}: invalid URL: {exc}") from None
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" and create:
+        # The collector's settings: WAL stays with the file once set, and a
+        # reader changes no file, not even one that holds no store.
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
