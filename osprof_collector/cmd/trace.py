@@ -23,7 +23,7 @@ from osprof_collector import render
 from osprof_collector import storage
 from osprof_collector import timeparse
 from osprof_collector.render import analysis as analysis_render
-from osprof_collector.render.words import counted
+from osprof_collector.render import words
 from osprof_collector.storage import base
 
 PROJECT = "osprof-collector"
@@ -321,14 +321,15 @@ class Purge(command.Command):
             count = self.app.store.count_older_than(cutoff)
             if args.dry_run:
                 self.app.stdout.write(
-                    f"would remove {counted(count, 'trace')} {old} "
+                    f"would remove {words.counted(count, 'trace')} {old} "
                     f"(dry run: nothing removed)\n")
                 return
             if count and not self._confirmed(
-                    f"remove {counted(count, 'trace')} {old}? [y/N] "):
+                    f"remove {words.counted(count, 'trace')} {old}? [y/N] "):
                 raise OperatorError("nothing removed")
         removed = self.app.store.purge(cutoff)
-        self.app.stdout.write(f"removed {counted(removed, 'trace')} {old}\n")
+        self.app.stdout.write(
+            f"removed {words.counted(removed, 'trace')} {old}\n")
 
     @staticmethod
     def _confirmed(question):

@@ -4,7 +4,7 @@
 import json
 
 from osprof_collector import query
-from osprof_collector.render.words import counted
+from osprof_collector.render import words
 
 LIMIT = 10
 # Deeper spans of the critical path are indented no further.
@@ -25,16 +25,18 @@ def analysis_text(result, limit=LIMIT):
 
 def comparison_text(result):
     a, b = result["a"], result["b"]
-    lines = [f"A: trace {a['base_id']}: {counted(a['span_count'], 'span')}, "
+    lines = [f"A: trace {a['base_id']}: "
+             f"{words.counted(a['span_count'], 'span')}, "
              f"{_ms(a['duration_ms'])} ms",
-             f"B: trace {b['base_id']}: {counted(b['span_count'], 'span')}, "
+             f"B: trace {b['base_id']}: "
+             f"{words.counted(b['span_count'], 'span')}, "
              f"{_ms(b['duration_ms'])} ms",
              f"B - A: {_signed(result['delta_ms'])} ms"]
     untimed = a["untimed_spans"] + b["untimed_spans"]
     if untimed:
-        lines.append(f"({counted(untimed, 'span')} open or without a start "
-                     f"{'is' if untimed == 1 else 'are'} counted but left "
-                     f"out of the times)")
+        lines.append(f"({words.counted(untimed, 'span')} open or without "
+                     f"a start {'is' if untimed == 1 else 'are'} counted "
+                     f"but left out of the times)")
     rows = [(g["service"] or "?", g["name"], g["count_a"], g["count_b"],
              _ms(g["total_ms_a"]), _ms(g["total_ms_b"]), _ms(g["mean_ms_a"]),
              _ms(g["mean_ms_b"]), _signed(g["delta_ms"]),
@@ -58,14 +60,14 @@ def offsets_note(offsets):
 def _summary(result):
     orphans = result["orphans"]
     lines = [f"trace {result['base_id']}: "
-             f"{counted(result['span_count'], 'span')}, "
+             f"{words.counted(result['span_count'], 'span')}, "
              f"{_ms(result['duration_ms'])} ms, {result['timed_spans']} "
              f"timed, {result['untimed_spans']} untimed, "
-             f"{counted(orphans, 'orphan')}"]
+             f"{words.counted(orphans, 'orphan')}"]
     if result["untimed_spans"]:
-        lines.append(f"({counted(result['untimed_spans'], 'span')} open or "
-                     f"without a start: duration unknown, left out of the "
-                     f"times below)")
+        untimed = words.counted(result["untimed_spans"], "span")
+        lines.append(f"({untimed} open or without a start: duration "
+                     f"unknown, left out of the times below)")
     if orphans == 1:
         lines.append("(1 orphan, whose parent is unknown or loops back to "
                      "it, is timed as a top-level span)")
@@ -78,7 +80,7 @@ def _summary(result):
 def _critical_path(result, limit):
     path = result["critical_path"]
     entries = path["spans"]
-    lines = [f"Critical path: {counted(len(entries), 'span')}, "
+    lines = [f"Critical path: {words.counted(len(entries), 'span')}, "
              f"{_ms(path['duration_ms'])} ms"]
     if not entries:
         return lines + ["  none (no timed span)"]
@@ -94,7 +96,8 @@ def _critical_path(result, limit):
                     rows)
     hidden = [e for e in entries if id(e) not in kept]
     if hidden:
-        lines.append(f"  ({counted(len(hidden), 'more span')} on the path, "
+        more = words.counted(len(hidden), "more span")
+        lines.append(f"  ({more} on the path, "
                      f"{_ms(sum(e['self_ms'] for e in hidden))} ms)")
     if path["uncovered_ms"]:
         lines.append(f"  ({_ms(path['uncovered_ms'])} ms between top-level "
@@ -122,15 +125,15 @@ def _sql(result, limit):
     statements = sql["statements"]
     repeated = [s for s in statements if s["count"] > 1]
     queries = sum(s["count"] for s in statements)
-    lines = [f"SQL: {counted(queries, 'query', 'queries')}, "
-             f"{counted(len(statements), 'distinct statement')}, "
+    lines = [f"SQL: {words.counted(queries, 'query', 'queries')}, "
+             f"{words.counted(len(statements), 'distinct statement')}, "
              f"{len(repeated)} run more than once"]
     lines += _table(("count", "param sets", "total ms", "statement"),
                     [(s["count"], s["distinct_params"], _ms(s["total_ms"]),
                       s["statement"]) for s in repeated], limit)
     threshold = sql["n_plus_one_threshold"]
     lines += ["", f"N+1 suspects: the same statement at least "
-                  f"{counted(threshold, 'time')} under one parent"]
+                  f"{words.counted(threshold, 'time')} under one parent"]
     lines += _table(("count", "total ms", "parent", "statement"),
                     [(s["count"], _ms(s["total_ms"]),
                       _caller(s["parent"], result["base_id"]),
@@ -140,7 +143,7 @@ def _sql(result, limit):
 
 def _fan_out(result, limit):
     fan_out = result["fan_out"]
-    lines = [f"Fan-out: {counted(fan_out['calls'], 'remote call')} "
+    lines = [f"Fan-out: {words.counted(fan_out['calls'], 'remote call')} "
              f"(HTTP, RPC)"]
     lines += _table(("calls", "caller", "remotes"),
                     [(p["calls"], _caller(p, result["base_id"]),

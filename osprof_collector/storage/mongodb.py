@@ -199,6 +199,8 @@ class MongoDBDriver(base.StorageDriver):
     def _summaries(self, docs):
         """TraceSummary of each summary document, incomplete read from the
         spans of these traces only, through the base_id index."""
+        if not docs:
+            return []
         incomplete = set(self.spans.distinct("base_id", {
             "base_id": {"$in": [doc["_id"] for doc in docs]},
             "$or": [{"started_at": None}, {"finished_at": None}]}))
