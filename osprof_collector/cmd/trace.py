@@ -324,7 +324,10 @@ class Purge(command.Command):
                     f"would remove {words.counted(count, 'trace')} {old} "
                     f"(dry run: nothing removed)\n")
                 return
-            if count and not self._confirmed(
+            if not count:  # nothing to ask about
+                self.app.stdout.write(f"removed 0 traces {old}\n")
+                return
+            if not self._confirmed(
                     f"remove {words.counted(count, 'trace')} {old}? [y/N] "):
                 raise OperatorError("nothing removed")
         removed = self.app.store.purge(cutoff)
