@@ -34,8 +34,9 @@ class TraceSummary:
     error: bool
     root_name: str | None
     # Some span has no start or no stop (yet): its duration is unknown.
-    # Found when the summary is read, from the spans.
-    incomplete: bool = False
+    # list_traces() reads it from the spans of the listed traces; None
+    # where it was not read (get_trace() reads the summary only).
+    incomplete: bool | None = None
 
     @property
     def duration_ms(self):
@@ -136,13 +137,14 @@ class StorageDriver(abc.ABC):
 
     @abc.abstractmethod
     def get_trace(self, base_id):
-        """The TraceSummary of one trace, or None."""
+        """The TraceSummary of one trace, or None; read from the summary
+        alone (incomplete is None: see list_traces())."""
 
     @abc.abstractmethod
     def list_traces(self, trace_filter=None, limit=20):
-        """TraceSummary list, newest first, answered from the summaries
-        (incomplete: from one indexed query over the listed traces'
-        spans)."""
+        """TraceSummary list, newest first, answered from the summaries;
+        incomplete from one query over the spans of the listed traces
+        only, through their base_id index."""
 
     @abc.abstractmethod
     def span_latency(self, service, name=None, project=None, since=None,

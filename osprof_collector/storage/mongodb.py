@@ -176,12 +176,11 @@ class MongoDBDriver(base.StorageDriver):
         if not isinstance(base_id, str):
             return None
         try:
-            docs = list(self.traces.find({"_id": base_id,
-                                          "span_count": {"$gt": 0}}))
-            summaries = self._summaries(docs)
+            doc = self.traces.find_one({"_id": base_id,
+                                        "span_count": {"$gt": 0}})
         except errors.PyMongoError as exc:
             raise self._error("read failed", exc) from None
-        return summaries[0] if summaries else None
+        return _doc_summary(doc) if doc else None
 
     def list_traces(self, trace_filter=None, limit=20):
         query = _trace_query(trace_filter or base.TraceFilter())
@@ -480,7 +479,7 @@ def _doc_span(doc):
         stop_payload=_unescape(doc.get("stop_payload")))
 
 
-def _doc_summary(doc, incomplete):
+def _doc_summary(doc, incomplete=None):
     return base.TraceSummary(
         base_id=doc["_id"], started_at=_from_micros(doc.get("started_us")),
         finished_at=_from_micros(doc.get("finished_us")),

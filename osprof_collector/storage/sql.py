@@ -366,13 +366,12 @@ class SQLDriver(base.StorageDriver):
     def get_trace(self, base_id):
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(sa.select(traces_table).where(
+                row = conn.execute(sa.select(traces_table).where(
                     traces_table.c.base_id == base_id,
-                    traces_table.c.span_count > 0)).all()
-                summaries = self._summaries(conn, rows)
+                    traces_table.c.span_count > 0)).first()
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
-        return summaries[0] if summaries else None
+        return _row_summary(row) if row else None
 
     def list_traces(self, trace_filter=None, limit=20):
         try:
@@ -625,7 +624,7 @@ def _row_span(row):
         start_payload=row.start_payload, stop_payload=row.stop_payload)
 
 
-def _row_summary(row, incomplete):
+def _row_summary(row, incomplete=None):
     return base.TraceSummary(
         base_id=row.base_id, started_at=row.started_at,
         finished_at=row.finished_at, span_count=row.span_count,
