@@ -4,10 +4,11 @@ The report is what osprofiler's Driver._append_results() + _parse_results()
 return for the same events (same nodes, ids, nesting, millisecond offsets,
 exception, meta.raw_payload.<event name>, stats), with these differences:
 names keep their dashes ("cinder-volume", where osprofiler cuts at the first
-dash), and extra keys say which spans are open (no stop yet) or orphans
-(their parent is neither the trace nor a known span, or their parents loop
-back to them); orphans are placed at the top level, as osprofiler does with
-any unknown parent.
+dash), and extra keys say which spans are open (no stop yet), which lack
+their start (the start event never arrived: placed at their stop, with no
+duration) and which are orphans (their parent is neither the trace nor a
+known span, or their parents loop back to them); orphans are placed at the
+top level, as osprofiler does with any unknown parent.
 """
 
 import dataclasses
@@ -117,6 +118,8 @@ def build_report(base_id, spans):
         "base_id": base_id,
         "span_count": len(nodes),
         "open_spans": sum(node["open"] for node in nodes.values()),
+        "start_missing": sum(node["start_missing"]
+                             for node in nodes.values()),
         "orphans": len(shape.orphans),
     }
 
@@ -141,7 +144,8 @@ def _node(span, first, orphan):
         info["exception"] = str("None" if etype is None else etype)
     return {"info": info, "trace_id": span.trace_id,
             "parent_id": span.parent_id, "children": [],
-            "open": span.finished_at is None, "orphan": orphan}
+            "open": span.finished_at is None,
+            "start_missing": span.started_at is None, "orphan": orphan}
 
 
 def walk(report):

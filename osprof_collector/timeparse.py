@@ -15,8 +15,7 @@ def parse_moment(text, now=None):
     match = RELATIVE.match(text.strip())
     if match:
         now = now or datetime.datetime.utcnow()
-        return now - datetime.timedelta(
-            **{UNITS[match.group(2)]: int(match.group(1))})
+        return now - parse_age(text)
     moment = events.parse_timestamp(text.strip())
     if moment is None:
         raise ValueError(f"invalid time {text!r}: expected ISO 8601 "
@@ -31,4 +30,10 @@ def parse_age(text):
     if not match:
         raise ValueError(f"invalid age {text!r}: expected a number and a "
                          f"unit (s, m, h, d, w), e.g. 7d")
-    return datetime.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    age = datetime.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        datetime.datetime.utcnow() - age
+    except OverflowError:
+        raise ValueError(f"invalid age {text!r}: that long ago is before "
+                         f"the year 1") from None
+    return age

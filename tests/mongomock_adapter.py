@@ -24,9 +24,11 @@ URL = "mongodb://localhost/osprof_test"
 
 
 def driver_factory():
-    """A callable opening drivers that all share one in-memory server."""
+    """A callable opening drivers that all share one in-memory server
+    (create=False: as storage.open_existing() opens them)."""
     client = _Client(mongomock.MongoClient(URL))
-    return lambda ttl=None: mongodb.MongoDBDriver(URL, ttl=ttl, client=client)
+    return lambda ttl=None, create=True: mongodb.MongoDBDriver(
+        URL, ttl=ttl, create=create, client=client)
 
 
 class _Client:

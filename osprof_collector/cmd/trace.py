@@ -2,6 +2,7 @@
 
 import argparse
 import datetime
+import math
 import os
 import sys
 
@@ -22,12 +23,18 @@ from osprof_collector import render
 from osprof_collector import storage
 from osprof_collector import timeparse
 from osprof_collector.render import analysis as analysis_render
+from osprof_collector.render import words
 from osprof_collector.storage import base
 
 PROJECT = "osprof-collector"
 CONNECTION_ENV = "OSPROF_TRACE_CONNECTION"
 # Three heartbeats missed at the default [collector] heartbeat_interval.
 STALE_AFTER = 3 * opts.HEARTBEAT_INTERVAL
+# The most rows a listing asks a store for (MongoDB's limit is 32-bit).
+MAX_LIMIT = 2**31 - 1
+# The formats that keep lists and objects as they are; the others (table,
+# value, csv, shell) show them as text.
+STRUCTURED_FORMATS = ("json", "yaml")
 
 
 class OperatorError(Exception):
@@ -35,11 +42,54 @@ class OperatorError(Exception):
 
 
 class ListColumn(columns.FormattableColumn):
+    """A list: "a, b" as text, a list in json and yaml."""
+
     def human_readable(self):
-        return ", ".join(self._value)
+        return ", ".join(str(v) for v in self._value)
 
     def machine_readable(self):
         return list(self._value)
+
+
+class DictColumn(columns.FormattableColumn):
+    """A mapping: "k=v, k=v" (sorted) as text, an object in json and yaml."""
+
+    def human_readable(self):
+        return ", ".join(f"{k}={v}" for k, v in sorted(self._value.items()))
+
+    def machine_readable(self):
+        return dict(self._value)
+
+
+def _as_text(cell):
+    """What a cell shows in a text format: cliff's value and csv formatters
+    print str(machine_readable()), a Python repr for a list or a dict."""
+    if isinstance(cell, columns.FormattableColumn):
+        return cell.human_readable()
+    return cell
+
+
+class _Formats:
+    """cliff output as every command here gives it: lists and objects as
+    text in table, value, csv and shell, as such in json and yaml; no rows
+    give a table of headers only, [] in json and yaml, nothing in value and
+    csv."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.set_defaults(print_empty=True)  # cliff prints a blank line
+        return parser
+
+    def produce_output(self, parsed_args, column_names, data):
+        text = parsed_args.formatter not in STRUCTURED_FORMATS
+        if isinstance(self, show_one.ShowOne):
+            data = [_as_text(c) for c in data] if text else data
+        else:
+            data = [[_as_text(c) for c in row] if text else row
+                    for row in data]
+            if not data and parsed_args.formatter == "csv":
+                return 0  # not even the header line
+        return super().produce_output(parsed_args, column_names, data)
 
 
 def _base_id(text):
@@ -59,11 +109,36 @@ def _trace_spans(app, base_id):
     return found
 
 
-def _at_least_one(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"{text} is not a whole number of at least 1")
-    return value
+def _whole_number(minimum, maximum=None):
+    """An argparse type: a whole number from minimum (to maximum)."""
+    def whole_number(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise ValueError(f"{text} is not a whole number of at least "
+                             f"{minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{text} is more than {maximum}")
+        return value
+    return _argument(whole_number)
+
+
+def _amount(unit, positive=False):
+    """An argparse type: a number of unit, 0 or more (or more than 0)."""
+    expected = "more than 0" if positive else "0 or more"
+
+    def amount(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (positive and not value):
+            raise ValueError(f"{text!r} is not a number of {unit}: "
+                             f"expected {expected}")
+        return value
+    return _argument(amount)
 
 
 def _argument(parse):
@@ -90,22 +165,27 @@ def _one_line_errors(parser):
 
 
 class Show(command.Command):
-    """Show one trace as a tree, JSON report, HTML page or Graphviz graph,
-    or export it as Jaeger, Zipkin or OTLP JSON."""
+    """Show one trace as a tree, a report or an export.
+
+    Formats: a text tree, the osprofiler JSON report, an HTML page, a
+    Graphviz graph, or Jaeger, Zipkin or OTLP JSON.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("base_id", metavar="BASE_ID")
-        parser.add_argument("--format",
+        parser.add_argument("-f", "--format",
                             choices=[*render.FORMATS, *render.EXPORTS],
                             default="tree", dest="output_format",
                             help="output format (default: tree)")
         parser.add_argument("--out", metavar="FILE",
                             help="write to FILE instead of standard output")
-        parser.add_argument("--max-depth", type=int, metavar="N",
+        parser.add_argument("--max-depth", type=_whole_number(0),
+                            metavar="N",
                             help="tree: hide spans nested deeper than N "
                                  "(top level is 0)")
-        parser.add_argument("--min-duration", type=float, metavar="MS",
+        parser.add_argument("--min-duration", type=_amount("milliseconds"),
+                            metavar="MS",
                             help="tree: hide spans shorter than MS "
                                  "milliseconds, with their children")
         parser.add_argument("--adjust-skew", action="store_true",
@@ -138,8 +218,11 @@ class Show(command.Command):
             self.app.stdout.write(text)
 
 
-class List(lister.Lister):
-    """List traces, newest first."""
+class List(_Formats, lister.Lister):
+    """List traces, newest first.
+
+    incomplete: the trace has a span whose start or stop has not arrived.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -153,10 +236,11 @@ class List(lister.Lister):
                             help="started before: ISO time or age")
         parser.add_argument("--errors", action="store_true",
                             help="only traces with an error")
-        parser.add_argument("--min-duration", type=float, metavar="MS",
+        parser.add_argument("--min-duration", type=_amount("milliseconds"),
+                            metavar="MS",
                             help="only traces lasting at least MS "
                                  "milliseconds")
-        parser.add_argument("--limit", type=_argument(_at_least_one),
+        parser.add_argument("--limit", type=_whole_number(1, MAX_LIMIT),
                             default=20, metavar="N",
                             help="at most N traces (default: 20)")
         return _one_line_errors(parser)
@@ -168,16 +252,16 @@ class List(lister.Lister):
             min_duration_ms=args.min_duration)
         found = self.app.store.list_traces(trace_filter, limit=args.limit)
         headers = ("base_id", "started_at", "duration_ms", "spans",
-                   "services", "projects", "name", "error")
+                   "services", "projects", "name", "error", "incomplete")
         return headers, [
             (t.base_id, _iso(t.started_at),
              None if t.duration_ms is None else round(t.duration_ms, 3),
              t.span_count, ListColumn(t.services), ListColumn(t.projects),
-             t.root_name, t.error) for t in found]
+             t.root_name, t.error, t.incomplete) for t in found]
 
 
-class Latency(lister.Lister):
-    """Duration percentiles of one service's spans, per span name."""
+class Latency(_Formats, lister.Lister):
+    """Give duration percentiles of one service's spans, per span name."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -207,24 +291,61 @@ class Latency(lister.Lister):
 
 
 class Purge(command.Command):
-    """Remove traces whose last event is older than an age."""
+    """Remove the traces whose last event is older than an age.
+
+    Asks for confirmation on a terminal; elsewhere --yes is needed (exit
+    status 2 without it). --dry-run only counts.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("--older-than", required=True, metavar="AGE",
                             type=_argument(timeparse.parse_age),
                             help="e.g. 12h, 7d, 4w")
-        return _one_line_errors(parser)
+        parser.add_argument("--dry-run", action="store_true",
+                            help="say how many traces would be removed, "
+                                 "remove nothing")
+        parser.add_argument("--yes", action="store_true",
+                            help="remove without asking for confirmation")
+        self.parser = _one_line_errors(parser)
+        return self.parser
 
     def take_action(self, args):
+        if not (args.dry_run or args.yes or sys.stdin.isatty()):
+            # before the store is even opened: nothing to ask it yet
+            self.parser.error("no terminal to confirm on: add --yes to "
+                              "remove, or --dry-run to count")
         cutoff = datetime.datetime.utcnow() - args.older_than
+        old = f"whose last event was before {_iso(cutoff)}"
+        if args.dry_run or not args.yes:
+            count = self.app.store.count_older_than(cutoff)
+            if args.dry_run:
+                self.app.stdout.write(
+                    f"would remove {words.counted(count, 'trace')} {old} "
+                    f"(dry run: nothing removed)\n")
+                return
+            if not count:  # nothing to ask about
+                self.app.stdout.write(f"removed 0 traces {old}\n")
+                return
+            if not self._confirmed(
+                    f"remove {words.counted(count, 'trace')} {old}? [y/N] "):
+                raise OperatorError("nothing removed")
         removed = self.app.store.purge(cutoff)
-        self.app.stdout.write(f"removed {removed} traces whose last event "
-                              f"was before {_iso(cutoff)}\n")
+        self.app.stdout.write(
+            f"removed {words.counted(removed, 'trace')} {old}\n")
+
+    @staticmethod
+    def _confirmed(question):
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer.endswith("\n"):
+            sys.stderr.write("\n")  # end of input: the prompt's line ends
+        return answer.strip().lower() in ("y", "yes")
 
 
-class Stats(show_one.ShowOne):
-    """Totals of the store: traces, spans, per service, errors, time range."""
+class Stats(_Formats, show_one.ShowOne):
+    """Give the totals of the store: traces, spans, errors, time range."""
 
     def get_parser(self, prog_name):
         return _one_line_errors(super().get_parser(prog_name))
@@ -233,23 +354,22 @@ class Stats(show_one.ShowOne):
         totals = self.app.store.stats()
         fields = ("traces", "spans", "error_traces", "first_event",
                   "last_event", "spans_per_service")
-        per_service = ", ".join(f"{k}={v}" for k, v in sorted(
-            totals["spans_per_service"].items()))
         return fields, (totals["traces"], totals["spans"],
                         totals["error_traces"], _iso(totals["first_event"]),
-                        _iso(totals["last_event"]), per_service)
+                        _iso(totals["last_event"]),
+                        DictColumn(totals["spans_per_service"]))
 
 
-class Status(lister.Lister):
-    """Collector workers and their counters, from their heartbeats.
+class Status(_Formats, lister.Lister):
+    """Show the collector workers and their counters, from their heartbeats.
 
     Exit status 1 unless at least one worker's heartbeat is recent.
     """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("--stale-after", type=float, default=STALE_AFTER,
-                            metavar="SECONDS",
+        parser.add_argument("--stale-after", type=_amount("seconds", True),
+                            default=STALE_AFTER, metavar="SECONDS",
                             help=f"a worker whose last heartbeat is older "
                                  f"is stale (default: {STALE_AFTER})")
         return _one_line_errors(parser)
@@ -264,8 +384,6 @@ class Status(lister.Lister):
         return 0
 
     def take_action(self, args):
-        if args.stale_after <= 0:
-            raise OperatorError("--stale-after must be positive")
         heartbeats = self.app.store.get_heartbeats()
         if not heartbeats:
             raise OperatorError(f"no collector heartbeat in "
@@ -289,19 +407,22 @@ def _add_format(parser):
 
 
 class Analyze(command.Command):
-    """Where the time of one trace goes: critical path, self time,
-    repeated SQL and N+1 queries, fan-out of remote calls, clock skew."""
+    """Say where the time of one trace goes.
+
+    Critical path, self time, repeated SQL and N+1 queries, fan-out of
+    remote calls, clock skew.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("base_id", metavar="BASE_ID")
         _add_format(parser)
-        parser.add_argument("--n-plus-one", type=_argument(_at_least_one),
+        parser.add_argument("--n-plus-one", type=_whole_number(1),
                             default=analysis.N_PLUS_ONE, metavar="N",
                             help=f"flag a statement run at least N times "
                                  f"under one parent (default: "
                                  f"{analysis.N_PLUS_ONE})")
-        parser.add_argument("--limit", type=_argument(_at_least_one),
+        parser.add_argument("--limit", type=_whole_number(1),
                             default=analysis_render.LIMIT, metavar="N",
                             help=f"text: at most N rows per section "
                                  f"(default: {analysis_render.LIMIT})")
@@ -404,7 +525,10 @@ class TraceApp(app.App):
         if self._store is None:
             url = self.connection_url()
             try:
-                self._store = storage.get_driver(url)
+                # never storage.get_driver(): a reader creates no store
+                self._store = storage.open_existing(url)
+            except base.NoStoreError as exc:
+                raise OperatorError(str(exc)) from None
             except base.StorageError as exc:
                 raise OperatorError(f"cannot use store: {exc}") from None
         return self._store

@@ -4,6 +4,7 @@
 import json
 
 from osprof_collector import query
+from osprof_collector.render import words
 
 LIMIT = 10
 # Deeper spans of the critical path are indented no further.
@@ -24,15 +25,18 @@ def analysis_text(result, limit=LIMIT):
 
 def comparison_text(result):
     a, b = result["a"], result["b"]
-    lines = [f"A: trace {a['base_id']}: {a['span_count']} spans, "
+    lines = [f"A: trace {a['base_id']}: "
+             f"{words.counted(a['span_count'], 'span')}, "
              f"{_ms(a['duration_ms'])} ms",
-             f"B: trace {b['base_id']}: {b['span_count']} spans, "
+             f"B: trace {b['base_id']}: "
+             f"{words.counted(b['span_count'], 'span')}, "
              f"{_ms(b['duration_ms'])} ms",
              f"B - A: {_signed(result['delta_ms'])} ms"]
     untimed = a["untimed_spans"] + b["untimed_spans"]
     if untimed:
-        lines.append(f"({untimed} open spans or spans without a start "
-                     f"are counted but left out of the times)")
+        lines.append(f"({words.counted(untimed, 'span')} open or without "
+                     f"a start {'is' if untimed == 1 else 'are'} counted "
+                     f"but left out of the times)")
     rows = [(g["service"] or "?", g["name"], g["count_a"], g["count_b"],
              _ms(g["total_ms_a"]), _ms(g["total_ms_b"]), _ms(g["mean_ms_a"]),
              _ms(g["mean_ms_b"]), _signed(g["delta_ms"]),
@@ -54,25 +58,29 @@ def offsets_note(offsets):
 
 
 def _summary(result):
-    lines = [f"trace {result['base_id']}: {result['span_count']} spans, "
+    orphans = result["orphans"]
+    lines = [f"trace {result['base_id']}: "
+             f"{words.counted(result['span_count'], 'span')}, "
              f"{_ms(result['duration_ms'])} ms, {result['timed_spans']} "
              f"timed, {result['untimed_spans']} untimed, "
-             f"{result['orphans']} orphans"]
+             f"{words.counted(orphans, 'orphan')}"]
     if result["untimed_spans"]:
-        lines.append(f"({result['untimed_spans']} open spans or spans "
-                     f"without a start: duration unknown, left out of the "
-                     f"times below)")
-    if result["orphans"]:
-        lines.append(f"({result['orphans']} orphans, whose parent is "
-                     f"unknown or loops back to them, are timed as "
-                     f"top-level spans)")
+        untimed = words.counted(result["untimed_spans"], "span")
+        lines.append(f"({untimed} open or without a start: duration "
+                     f"unknown, left out of the times below)")
+    if orphans == 1:
+        lines.append("(1 orphan, whose parent is unknown or loops back to "
+                     "it, is timed as a top-level span)")
+    elif orphans:
+        lines.append(f"({orphans} orphans, whose parent is unknown or loops "
+                     f"back to them, are timed as top-level spans)")
     return lines
 
 
 def _critical_path(result, limit):
     path = result["critical_path"]
     entries = path["spans"]
-    lines = [f"Critical path: {len(entries)} spans, "
+    lines = [f"Critical path: {words.counted(len(entries), 'span')}, "
              f"{_ms(path['duration_ms'])} ms"]
     if not entries:
         return lines + ["  none (no timed span)"]
@@ -88,7 +96,8 @@ def _critical_path(result, limit):
                     rows)
     hidden = [e for e in entries if id(e) not in kept]
     if hidden:
-        lines.append(f"  ({len(hidden)} more spans on the path, "
+        more = words.counted(len(hidden), "more span")
+        lines.append(f"  ({more} on the path, "
                      f"{_ms(sum(e['self_ms'] for e in hidden))} ms)")
     if path["uncovered_ms"]:
         lines.append(f"  ({_ms(path['uncovered_ms'])} ms between top-level "
@@ -116,14 +125,15 @@ def _sql(result, limit):
     statements = sql["statements"]
     repeated = [s for s in statements if s["count"] > 1]
     queries = sum(s["count"] for s in statements)
-    lines = [f"SQL: {queries} queries, {len(statements)} distinct "
-             f"statements, {len(repeated)} run more than once"]
+    lines = [f"SQL: {words.counted(queries, 'query', 'queries')}, "
+             f"{words.counted(len(statements), 'distinct statement')}, "
+             f"{len(repeated)} run more than once"]
     lines += _table(("count", "param sets", "total ms", "statement"),
                     [(s["count"], s["distinct_params"], _ms(s["total_ms"]),
                       s["statement"]) for s in repeated], limit)
     threshold = sql["n_plus_one_threshold"]
-    lines += ["", f"N+1 suspects: the same statement at least {threshold} "
-                  f"times under one parent"]
+    lines += ["", f"N+1 suspects: the same statement at least "
+                  f"{words.counted(threshold, 'time')} under one parent"]
     lines += _table(("count", "total ms", "parent", "statement"),
                     [(s["count"], _ms(s["total_ms"]),
                       _caller(s["parent"], result["base_id"]),
@@ -133,7 +143,8 @@ def _sql(result, limit):
 
 def _fan_out(result, limit):
     fan_out = result["fan_out"]
-    lines = [f"Fan-out: {fan_out['calls']} remote calls (HTTP, RPC)"]
+    lines = [f"Fan-out: {words.counted(fan_out['calls'], 'remote call')} "
+             f"(HTTP, RPC)"]
     lines += _table(("calls", "caller", "remotes"),
                     [(p["calls"], _caller(p, result["base_id"]),
                       ", ".join(f"{r['remote']} x{r['calls']}"

@@ -12,7 +12,8 @@ def render(report, **_options):
         label = "\n".join([node["info"]["name"], n.where(node),
                            f"{n.duration_ms(node)} ms", *n.markers(node)])
         style = ', color="red"' if n.error(node) else ""
-        style += ', style="dashed"' if node.get("open") else ""
+        style += (', style="dashed"' if node.get("open")
+                  or node.get("start_missing") else "")
         lines.append(f"  {_quote(node['trace_id'])} "
                      f"[label={_quote(label)}{style}];")
         for child in node["children"]:

@@ -11,6 +11,7 @@ import json
 
 from osprof_collector import query
 from osprof_collector.render import nodes as n
+from osprof_collector.render import tree
 
 
 def render(report, **_options):
@@ -23,12 +24,13 @@ def render(report, **_options):
             "started": info["started"], "duration": n.duration_ms(node),
             "size": n.subtree_size(node), "markers": n.markers(node),
             "error": bool(failure), "open": node.get("open", False),
+            "start_missing": node.get("start_missing", False),
             "payload": {k[len("meta.raw_payload."):]: v
                         for k, v in info.items()
                         if k.startswith("meta.raw_payload.")},
             "trace_id": node["trace_id"], "parent_id": node["parent_id"]})
     data = {"base_id": report["base_id"], "total": report["info"]["finished"]
-            or 0, "rows": rows}
+            or 0, "summary": tree.summary(report), "rows": rows}
     return PAGE.format(title=html.escape(f"trace {report['base_id']}"),
                        data=_script_safe_json(data))
 
@@ -61,6 +63,7 @@ header {{ padding: 8px 12px; background: #f2f2f2; border-bottom: 1px solid #ccc;
 .bar {{ position: absolute; height: 10px; top: 2px; min-width: 2px; background: #4a7bd0; }}
 .bar.error {{ background: #d04a4a; }}
 .bar.open {{ background: repeating-linear-gradient(45deg, #4a7bd0, #4a7bd0 4px, #9bb6e6 4px, #9bb6e6 8px); }}
+.bar.start-missing {{ background: none; border-left: 2px dashed #4a7bd0; }}
 .mark {{ color: #b00; margin-left: 6px; }}
 #payload {{ position: fixed; bottom: 0; left: 0; right: 0; max-height: 40%;
   overflow: auto; margin: 0; padding: 8px 12px; background: #fafafa;
@@ -80,8 +83,7 @@ const total = Math.max(data.total, 1);
 const collapsed = new Set();
 const elements = [];
 const summary = document.getElementById("summary");
-summary.textContent = "trace " + data.base_id + ": " + rows.length +
-  " spans, " + data.total + " ms";
+summary.textContent = data.summary;
 
 function element(tag, cls, text) {{
   const el = document.createElement(tag);
@@ -113,7 +115,8 @@ rows.forEach((row, i) => {{
   row.markers.forEach(m => label.appendChild(element("span", "mark", m)));
   const lane = element("div", "lane");
   const bar = element("div", "bar" + (row.error ? " error" : "") +
-                      (row.open ? " open" : ""));
+                      (row.open ? " open" : "") +
+                      (row.start_missing ? " start-missing" : ""));
   bar.style.left = (100 * row.started / total) + "%";
   bar.style.width = (100 * row.duration / total) + "%";
   bar.title = "+" + row.started + " ms, " + row.duration + " ms";

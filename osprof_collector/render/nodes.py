@@ -29,6 +29,8 @@ def markers(node):
         marks.append(f"ERROR {failure[0]}: {failure[1]}".rstrip(": "))
     if node.get("open"):
         marks.append("OPEN")
+    if node.get("start_missing"):
+        marks.append("START MISSING")
     if node.get("orphan"):
         marks.append("ORPHAN")
     return marks

@@ -2,6 +2,7 @@
 
 from osprof_collector import query
 from osprof_collector.render import nodes as n
+from osprof_collector.render import words
 
 
 def render(report, max_depth=None, min_duration=None):
@@ -25,8 +26,8 @@ def render(report, max_depth=None, min_duration=None):
                       "└─ " if i == 0 else "├─ ")
                      for i, child in enumerate(reversed(children)))
     if hidden:
-        lines.append(f"({hidden} spans hidden by --max-depth or "
-                     f"--min-duration)")
+        lines.append(f"({words.counted(hidden, 'span')} hidden by "
+                     f"--max-depth or --min-duration)")
     return "\n".join(lines) + "\n"
 
 
@@ -34,10 +35,14 @@ def summary(report):
     services = sorted({node["info"]["service"] or "?"
                        for node, _ in query.walk(report)})
     errors = sum(1 for node, _ in query.walk(report) if n.error(node))
-    return (f"trace {report['base_id']}: {report['span_count']} spans, "
+    return (f"trace {report['base_id']}: "
+            f"{words.counted(report['span_count'], 'span')}, "
             f"{report['info']['finished'] or 0} ms, "
-            f"services {', '.join(services) or '-'}, {errors} errors, "
-            f"{report['open_spans']} open, {report['orphans']} orphans")
+            f"{'service' if len(services) == 1 else 'services'} "
+            f"{', '.join(services) or '-'}, {words.counted(errors, 'error')}, "
+            f"{report['open_spans']} open, "
+            f"{report['start_missing']} start missing, "
+            f"{words.counted(report['orphans'], 'orphan')}")
 
 
 def _line(node, prefix):

@@ -7,6 +7,7 @@ import stevedore
 import tenacity
 
 from osprof_collector.storage.base import ConfigurationError
+from osprof_collector.storage.base import NoStoreError  # noqa: F401
 from osprof_collector.storage.base import StorageError
 
 LOG = logging.getLogger(__name__)
@@ -77,8 +78,20 @@ def check_url(url, writer=False):
 
 
 def get_driver(url, ttl=None):
-    """Load and open the driver for the URL's scheme."""
+    """Load and open the driver for the URL's scheme, creating the schema
+    where it is missing: what the collector does."""
     return _driver_class(url)(url, ttl=ttl)
+
+
+def open_existing(url):
+    """Open the store at url for reading (osprof-trace, the HTTP API).
+
+    Creates nothing: raises NoStoreError ("no osprof-collector store at
+    URL", password masked) unless the collector has made a store there;
+    StorageError if it cannot be reached; ConfigurationError for a URL that
+    can never work. Retention is left as the collector set it.
+    """
+    return _driver_class(url)(url, create=False)
 
 
 def connect(url, ttl=None, max_attempts=0, max_interval=30.0):

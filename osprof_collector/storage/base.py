@@ -14,6 +14,14 @@ class ConfigurationError(StorageError):
     """The store URL cannot work, however often it is retried."""
 
 
+class NoStoreError(StorageError):
+    """A reader found no store at the URL: the collector has never made
+    one there (a mistyped URL, the wrong database)."""
+
+    def __init__(self, masked_url):
+        super().__init__(f"no osprof-collector store at {masked_url}")
+
+
 @dataclasses.dataclass
 class TraceSummary:
     """One trace (base_id) as kept up to date while its spans arrive."""
@@ -26,6 +34,10 @@ class TraceSummary:
     projects: list[str]
     error: bool
     root_name: str | None
+    # Some span has no start or no stop (yet): its duration is unknown.
+    # list_traces() reads it from the spans of the listed traces; None
+    # where it was not read (get_trace() reads the summary only).
+    incomplete: bool | None = None
 
     @property
     def duration_ms(self):
@@ -141,7 +153,14 @@ class StorageDriver(abc.ABC):
     exactly one span per trace_id and an exact summary per base_id.
     """
 
-    def __init__(self, url, ttl=None):
+    def __init__(self, url, ttl=None, create=True):
+        """Open the store at url.
+
+        create=True (the collector) makes the schema where it is missing.
+        create=False (readers: osprof-trace, the HTTP API) opens only a
+        store the collector made, and creates nothing, not even an empty
+        database file: NoStoreError if there is none.
+        """
         self.url = url
         # Seconds to keep a trace; 0 keeps everything. None, for readers
         # such as osprof-trace: leave the retention the collector set.
@@ -171,11 +190,14 @@ class StorageDriver(abc.ABC):
 
     @abc.abstractmethod
     def get_trace(self, base_id):
-        """The TraceSummary of one trace, or None."""
+        """The TraceSummary of one trace, or None; read from the summary
+        alone (incomplete is None: see list_traces())."""
 
     @abc.abstractmethod
     def list_traces(self, trace_filter=None, limit=20):
-        """TraceSummary list, newest first, answered from the summaries."""
+        """TraceSummary list, newest first, answered from the summaries;
+        incomplete from one query over the spans of the listed traces
+        only, through their base_id index."""
 
     @abc.abstractmethod
     def span_latency(self, service, name=None, project=None, since=None,
@@ -234,6 +256,10 @@ class StorageDriver(abc.ABC):
 
         Returns how many traces were removed.
         """
+
+    @abc.abstractmethod
+    def count_older_than(self, older_than):
+        """How many traces purge(older_than) would remove now."""
 
     @abc.abstractmethod
     def stats(self):

@@ -60,8 +60,8 @@ class MongoDBDriver(base.StorageDriver):
                 f"{mask_password(url)}: invalid MongoDB URL: "
                 f"{_without_password(str(exc), url)}") from None
 
-    def __init__(self, url, ttl=None, client=None):
-        super().__init__(url, ttl)
+    def __init__(self, url, ttl=None, create=True, client=None):
+        super().__init__(url, ttl, create)
         if client is None:
             self.check_url(url)
         self._owns_client = client is None
@@ -75,6 +75,9 @@ class MongoDBDriver(base.StorageDriver):
             self.traces = self.database["traces"]
             self.workers = self.database["workers"]
             self.client.admin.command("ping")
+            if not create:
+                self._check_store()
+                return
             self.spans.create_index("base_id")
             # span_latency() reads one service's spans over a time range
             self.spans.create_index([("service", pymongo.ASCENDING),
@@ -90,6 +93,13 @@ class MongoDBDriver(base.StorageDriver):
         except errors.PyMongoError as exc:
             self.close()
             raise self._error("cannot prepare the database", exc) from None
+
+    def _check_store(self):
+        """NoStoreError unless the collector made the collections here."""
+        names = set(self.database.list_collection_names())
+        if not {self.spans.name, self.traces.name} <= names:
+            self.close()
+            raise base.NoStoreError(mask_password(self.url))
 
     def _expire(self, collection, field):
         """Keep the TTL index on field in line with self.ttl (0: none)."""
@@ -195,9 +205,19 @@ class MongoDBDriver(base.StorageDriver):
                         .sort([("started_us", pymongo.DESCENDING),
                                ("_id", pymongo.ASCENDING)])
                         .limit(limit))
+            return self._summaries(docs)
         except errors.PyMongoError as exc:
             raise self._error("read failed", exc) from None
-        return [_doc_summary(doc) for doc in docs]
+
+    def _summaries(self, docs):
+        """TraceSummary of each summary document, incomplete read from the
+        spans of these traces only, through the base_id index."""
+        if not docs:
+            return []
+        incomplete = set(self.spans.distinct("base_id", {
+            "base_id": {"$in": [doc["_id"] for doc in docs]},
+            "$or": [{"started_at": None}, {"finished_at": None}]}))
+        return [_doc_summary(doc, doc["_id"] in incomplete) for doc in docs]
 
     def stats(self):
         try:
@@ -350,11 +370,17 @@ class MongoDBDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
         return [_doc_heartbeat(doc) for doc in docs]
 
+    def count_older_than(self, older_than):
+        try:
+            return self.traces.count_documents(_older_than(older_than))
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+
     def purge(self, older_than):
         removed = 0
         try:
             base_ids = [doc["_id"] for doc in self.traces.find(
-                {"finished_us": {"$lt": _micros(older_than)}}, {"_id": 1})]
+                _older_than(older_than), {"_id": 1})]
             for start in range(0, len(base_ids), 500):
                 chunk = base_ids[start:start + 500]
                 self.spans.delete_many({"base_id": {"$in": chunk}})
@@ -363,6 +389,11 @@ class MongoDBDriver(base.StorageDriver):
         except errors.PyMongoError as exc:
             raise self._error("purge failed", exc) from None
         return removed
+
+
+def _older_than(moment):
+    """The traces purge() removes: last event before moment."""
+    return {"finished_us": {"$lt": _micros(moment)}}
 
 
 def _upsert(collection, requests):
@@ -565,14 +596,14 @@ def _doc_span(doc):
         stop_payload=_unescape(doc.get("stop_payload")))
 
 
-def _doc_summary(doc):
+def _doc_summary(doc, incomplete=None):
     return base.TraceSummary(
         base_id=doc["_id"], started_at=_from_micros(doc.get("started_us")),
         finished_at=_from_micros(doc.get("finished_us")),
         span_count=doc["span_count"],
         services=sorted(doc.get("services", [])),
         projects=sorted(doc.get("projects", [])), error=bool(doc.get("error")),
-        root_name=doc.get("root_name"))
+        root_name=doc.get("root_name"), incomplete=incomplete)
 
 
 def _heartbeat_doc(heartbeat):

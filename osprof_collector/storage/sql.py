@@ -186,11 +186,14 @@ class SpanRowWriter:
 
 class SQLDriver(base.StorageDriver):
 
-    def __init__(self, url, ttl=None):
-        super().__init__(url, ttl)
-        self.engine = _create_engine(url)
+    def __init__(self, url, ttl=None, create=True):
+        super().__init__(url, ttl, create)
+        self.engine = _create_engine(url, create)
         self.dialect = self.engine.dialect.name
         self._span_rows = SpanRowWriter(self.engine.dialect)
+        if not create:
+            self._check_store()
+            return
         try:
             metadata.create_all(self.engine)
             if ttl is not None:
@@ -206,6 +209,26 @@ class SQLDriver(base.StorageDriver):
             if _is_refusal(exc):
                 error = base.ConfigurationError(str(error))
             raise error from None
+
+    def _check_store(self):
+        """NoStoreError unless the collector's tables are there; creates
+        nothing (SQLite would create a missing file on connecting)."""
+        no_store = base.NoStoreError(mask_password(self.url))
+        path = self.engine.url.database
+        if self.dialect == "sqlite" and (
+                not path or path == ":memory:"
+                or (not path.startswith("file:")
+                    and not os.path.isfile(path))):
+            self.engine.dispose()
+            raise no_store
+        try:
+            tables = set(sa.inspect(self.engine).get_table_names())
+        except sa_exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise self._error("cannot read the schema", exc) from None
+        if not {spans_table.name, traces_table.name} <= tables:
+            self.engine.dispose()
+            raise no_store
 
     @classmethod
     def check_url(cls, url):
@@ -397,10 +420,26 @@ class SQLDriver(base.StorageDriver):
     def list_traces(self, trace_filter=None, limit=20):
         try:
             with self.engine.connect() as conn:
-                return [_row_summary(row) for row in
-                        conn.execute(self.list_query(trace_filter, limit))]
+                rows = conn.execute(self.list_query(trace_filter,
+                                                    limit)).all()
+                return self._summaries(conn, rows)
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
+
+    @staticmethod
+    def _summaries(conn, rows):
+        """TraceSummary of each summary row, incomplete read from the
+        spans of these traces only, through the base_id index."""
+        incomplete = set()
+        s = spans_table.c
+        base_ids = [row.base_id for row in rows]
+        for start in range(0, len(base_ids), 500):
+            incomplete.update(conn.execute(
+                sa.select(s.base_id).distinct().where(
+                    s.base_id.in_(base_ids[start:start + 500]),
+                    sa.or_(s.started_at.is_(None),
+                           s.finished_at.is_(None)))).scalars())
+        return [_row_summary(row, row.base_id in incomplete) for row in rows]
 
     def list_query(self, trace_filter=None, limit=20):
         """The SELECT list_traces() runs (benchmarks EXPLAIN it)."""
@@ -584,9 +623,17 @@ class SQLDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
         return [base.Heartbeat(**row._mapping) for row in rows]
 
+    def count_older_than(self, older_than):
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.select(sa.func.count()).where(
+                    _older_than(older_than))).scalar_one()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
     def purge(self, older_than):
         t = traces_table.c
-        old = sa.select(t.base_id).where(t.finished_at < older_than)
+        old = sa.select(t.base_id).where(_older_than(older_than))
         try:
             with self.engine.begin() as conn:
                 base_ids = conn.execute(old).scalars().all()
@@ -698,7 +745,12 @@ def _same_value(a, b):
     return sa.or_(a == b, sa.and_(a.is_(None), b.is_(None)))
 
 
-def _create_engine(url):
+def _older_than(moment):
+    """The traces purge() removes: last event before moment."""
+    return traces_table.c.finished_at < moment
+
+
+def _create_engine(url, create=True):
     # orjson: payloads are encoded on every write and decoded on every
     # read, several times faster than with the json module.
     kwargs = {"pool_pre_ping": True, "json_deserializer": orjson.loads,
@@ -720,7 +772,9 @@ def _create_engine(url):
     except sa_exc.ArgumentError as exc:
         raise base.ConfigurationError(
             f"{mask_password(url)}: invalid URL: {exc}") from None
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" and create:
+        # The collector's settings: WAL stays with the file once set, and a
+        # reader changes no file, not even one that holds no store.
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
@@ -762,12 +816,13 @@ def _row_span(row):
         start_payload=row.start_payload, stop_payload=row.stop_payload)
 
 
-def _row_summary(row):
+def _row_summary(row, incomplete=None):
     return base.TraceSummary(
         base_id=row.base_id, started_at=row.started_at,
         finished_at=row.finished_at, span_count=row.span_count,
         services=_split(row.services), projects=_split(row.projects),
-        error=bool(row.error), root_name=row.root_name)
+        error=bool(row.error), root_name=row.root_name,
+        incomplete=incomplete)
 
 
 def _text(value):

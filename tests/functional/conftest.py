@@ -1,6 +1,5 @@
 """Real RabbitMQ vhosts, real collector processes, real osprofiler senders."""
 
-import functools
 import json
 import os
 import signal
@@ -202,22 +201,31 @@ DRIVERS = ["sqlite", "postgresql", "postgresql+psycopg", "mysql", "mongomock",
            "mongodb"]
 
 
+def _opener(url):
+    """Open url as the collector does, or with create=False as readers."""
+    def open_driver(ttl=None, create=True):
+        if create:
+            return storage.get_driver(url, ttl)
+        return storage.open_existing(url)
+    return open_driver
+
+
 @pytest.fixture(params=DRIVERS)
 def store_url_factory(request, tmp_path):
-    """Return a callable opening a new driver on this test's own store."""
+    """Return a callable opening a new driver on this test's own store:
+    factory(ttl=None, create=True), create=False opening it as
+    storage.open_existing() does."""
     name = request.param
     opened = []
     if name == "sqlite":
-        url = f"sqlite:///{tmp_path}/osprof.db"
-        factory = functools.partial(storage.get_driver, url)
+        factory = _opener(f"sqlite:///{tmp_path}/osprof.db")
     elif name.startswith("postgresql"):
         url = request.getfixturevalue("postgres_url")
         if name == "postgresql+psycopg":
             url = name + url[url.index("://"):]
-        factory = functools.partial(storage.get_driver, url)
+        factory = _opener(url)
     elif name == "mysql":
-        url = request.getfixturevalue("mysql_url")
-        factory = functools.partial(storage.get_driver, url)
+        factory = _opener(request.getfixturevalue("mysql_url"))
     elif name == "mongomock":
         from tests import mongomock_adapter
         factory = mongomock_adapter.driver_factory()
@@ -225,10 +233,10 @@ def store_url_factory(request, tmp_path):
         if not MONGODB_URL:
             pytest.skip("real MongoDB: set OSPROF_COLLECTOR_TEST_MONGODB_URL")
         url = MONGODB_URL.rstrip("/") + f"/osprof_test_{uuid.uuid4().hex[:8]}"
-        factory = functools.partial(storage.get_driver, url)
+        factory = _opener(url)
 
-    def open_driver(ttl=None):
-        driver = factory(ttl=ttl)
+    def open_driver(ttl=None, create=True):
+        driver = factory(ttl=ttl, create=create)
         opened.append(driver)
         return driver
 

@@ -196,7 +196,7 @@ def test_loop_spans_and_odd_info_are_analysed(cli):
                           f"0 untimed, 2 orphans\n")
     code, out, err = run("show", base_id)
     assert (code, err) == (0, "")
-    assert out.splitlines()[0].endswith("0 open, 2 orphans")
+    assert out.splitlines()[0].endswith("0 open, 0 start missing, 2 orphans")
 
 
 def test_ten_thousand_span_trace(sqlite_url):

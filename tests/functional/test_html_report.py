@@ -75,3 +75,21 @@ def test_linked_span_shows_its_raw_payload_as_text(tmp_path):
     assert target["trace_id"] in payload
     assert "SELECT '&lt;script&gt;document.body.setAttribute" in payload
     assert '"message": "&lt;script&gt;' in payload
+
+
+def test_spans_without_a_start_or_a_stop_are_marked(tmp_path):
+    base_id = payloads.new_id()
+    root = payloads.call("wsgi", base_id, base_id, 0, 50)
+    lost_start = payloads.call("db", base_id, root[0]["trace_id"], 10, 20)
+    still_open = payloads.call("rpc", base_id, root[0]["trace_id"], 30, 40)
+    raw = [*root, lost_start[1], still_open[0]]
+    partial = spans.pair(events.parse(p) for p in raw)
+    page = tmp_path / "trace.html"
+    page.write_text(FORMATS["html"](query.build_report(base_id, partial)))
+    dom = chromium_dom(page)
+    assert (f"trace {base_id}: 3 spans, 50 ms, service api, 0 errors, "
+            f"1 open, 1 start missing, 0 orphans") in dom
+    assert dom.count('<span class="mark">START MISSING</span>') == 1
+    assert dom.count('<span class="mark">OPEN</span>') == 1
+    assert dom.count('class="bar start-missing"') == 1
+    assert dom.count('class="bar open"') == 1

@@ -173,11 +173,65 @@ def test_purge_removes_only_old_traces(store):
     new_id, raw = a_trace(start_ms=3600 * 1000)
     store.write_spans(partial_spans(*raw))
     cutoff = payloads.EPOCH + datetime.timedelta(minutes=30)
+    assert store.count_older_than(cutoff) == 1
+    assert len(store.get_spans(old_id)) == 3  # counting removes nothing
     assert store.purge(cutoff) == 1
+    assert store.count_older_than(cutoff) == 0
     assert store.get_spans(old_id) == [] and store.get_trace(old_id) is None
     assert len(store.get_spans(new_id)) == 3
     assert [t.base_id for t in store.list_traces()] == [new_id]
     assert store.purge(cutoff) == 0
+
+
+def test_count_older_than_counts_what_purge_removes(store):
+    # the last event decides: a trace started long ago but still going on
+    # is not old
+    for start_ms in (0, 60_000, 120_000):
+        store.write_spans(partial_spans(*a_trace(start_ms=start_ms)[1]))
+    long_id = payloads.new_id()
+    store.write_spans(partial_spans(*payloads.call(
+        "wsgi", long_id, long_id, 0, 600_000)))
+    for minutes, expected in ((0, 0), (1, 1), (2, 2), (9, 3), (11, 4)):
+        cutoff = payloads.EPOCH + datetime.timedelta(minutes=minutes)
+        assert store.count_older_than(cutoff) == expected, minutes
+    cutoff = payloads.EPOCH + datetime.timedelta(minutes=9)
+    assert store.purge(cutoff) == 3
+    assert [t.base_id for t in store.list_traces()] == [long_id]
+
+
+def test_a_reader_finds_no_store_and_creates_none(store_url_factory):
+    for attempt in range(2):  # the first made nothing the second finds
+        with pytest.raises(base.NoStoreError) as caught:
+            store_url_factory(create=False)
+        message = str(caught.value)
+        assert message.startswith("no osprof-collector store at "), attempt
+        assert "osprof:osprof@" not in message  # the password is masked
+    collector = store_url_factory()
+    base_id, raw = a_trace()
+    collector.write_spans(partial_spans(*raw))
+    reader = store_url_factory(create=False)
+    assert reader.get_trace(base_id).span_count == 3
+    assert [t.base_id for t in reader.list_traces()] == [base_id]
+
+
+def test_incomplete_traces_are_flagged(store):
+    complete_id, raw = a_trace(start_ms=0)
+    store.write_spans(partial_spans(*raw))
+    no_start_id = payloads.new_id()  # its root's start never arrived
+    store.write_spans(partial_spans(payloads.call(
+        "wsgi", no_start_id, no_start_id, 60_000, 60_010)[1]))
+    open_id = payloads.new_id()  # a child still running
+    root = payloads.call("wsgi", open_id, open_id, 120_000, 120_050)
+    child = payloads.call("db", open_id, root[0]["trace_id"], 120_010,
+                          120_020)
+    store.write_spans(partial_spans(*root, child[0]))
+    flags = {t.base_id: t.incomplete for t in store.list_traces()}
+    assert flags == {complete_id: False, no_start_id: True, open_id: True}
+    # get_trace() reads the summary only: it does not say
+    assert store.get_trace(no_start_id).incomplete is None
+    store.write_spans(partial_spans(child[1]))  # the stop arrives
+    assert [t.incomplete for t in store.list_traces(
+        base.TraceFilter(name="wsgi"), limit=1)] == [False]
 
 
 def test_large_batch(store):

@@ -72,7 +72,7 @@ class Runner:
             result = subprocess.run(
                 [os.path.join(BIN_DIR, "osprof-trace"), "--connection",
                  self.url, *args], capture_output=True, text=True,
-                timeout=120, env=env)
+                timeout=120, env=env, stdin=subprocess.DEVNULL)
             return result.returncode, result.stdout, result.stderr
         app = trace_cmd.TraceApp()
         app._store = self.store
@@ -112,7 +112,7 @@ def test_show_tree_is_the_default(cli):
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].startswith(f"trace {ids['error']}: 2 spans, 40 ms")
-    assert "1 errors, 0 open, 0 orphans" in lines[0]
+    assert "1 error, 0 open, 0 start missing, 0 orphans" in lines[0]
     assert lines[1] == "└─ wsgi  volume@node-1  +0 ms  40 ms"
     assert lines[2] == ("   └─ cinder-volume  volume@node-1  +5 ms  25 ms  "
                         "[ERROR VolumeError: busy]")
@@ -129,7 +129,8 @@ def test_show_flags_open_spans_and_orphans(cli):
     code, out, err = run("show", base_id)
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert "3 spans, 50 ms" in lines[0] and "1 open, 1 orphans" in lines[0]
+    assert "3 spans, 50 ms" in lines[0]
+    assert "1 open, 0 start missing, 1 orphan" in lines[0]
     assert lines[1:] == ["├─ wsgi  api@node-1  +0 ms  50 ms",
                          "│  └─ rpc  api@node-1  +10 ms  0 ms  [OPEN]",
                          "└─ db  api@node-1  +30 ms  5 ms  [ORPHAN]"]
@@ -250,9 +251,10 @@ def test_purge_and_stats(cli):
     totals = json.loads(out)
     assert totals["traces"] == 4 and totals["spans"] == 5
     assert totals["error_traces"] == 1
-    assert totals["spans_per_service"] == "api=2, scheduler=1, volume=2"
-    code, out, _ = run("purge", "--older-than", "1d")
-    assert code == 0 and out.startswith("removed 1 traces whose last event")
+    assert totals["spans_per_service"] == {"api": 2, "scheduler": 1,
+                                           "volume": 2}
+    code, out, _ = run("purge", "--older-than", "1d", "--yes")
+    assert code == 0 and out.startswith("removed 1 trace whose last event")
     assert run("show", ids["old"])[0] == 1
     assert run("show", ids["api"])[0] == 0
     code, out, err = run("purge", "--older-than", "soon")
@@ -457,3 +459,193 @@ def test_latency_bad_arguments_are_one_line(cli):
         code, out, err = run("latency", *args)
         assert code == 2 and out == "" and err.count("\n") == 1, args
     assert "--service" in run("latency")[2]
+
+
+def incomplete_dataset(store):
+    """A complete trace, one whose root's start never arrived, one with a
+    span still open; returns their base_ids by role."""
+    ids = {"complete": payloads.new_id(), "no_start": payloads.new_id(),
+           "open": payloads.new_id()}
+    write(store, payloads.call("wsgi", ids["complete"], ids["complete"],
+                               at(30), at(30) + 20, service="api"))
+    root = payloads.call("wsgi", ids["no_start"], ids["no_start"], at(20),
+                         at(20) + 50, service="api")
+    child = payloads.call("db", ids["no_start"], root[0]["trace_id"],
+                          at(20) + 10, at(20) + 30, service="api")
+    write(store, [root[1], *child])
+    write(store, payloads.call("wsgi", ids["open"], ids["open"], at(10),
+                               at(10) + 40, service="api")[:1])
+    return ids
+
+
+def test_spans_without_a_start_are_marked_in_every_view(cli):
+    run, store = cli
+    ids = incomplete_dataset(store)
+    base_id = ids["no_start"]
+    code, out, err = run("show", base_id)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"trace {base_id}: 2 spans, 40 ms, service api, 0 errors, 0 open, "
+        f"1 start missing, 0 orphans",
+        "└─ wsgi  api@node-1  +40 ms  0 ms  [START MISSING]",
+        "   └─ db  api@node-1  +0 ms  20 ms"]
+    code, out, _ = run("show", base_id, "-f", "json")
+    report = json.loads(out)
+    assert (report["start_missing"], report["open_spans"]) == (1, 0)
+    [wsgi] = report["children"]  # placed at its stop
+    [db] = wsgi["children"]
+    assert (wsgi["start_missing"], db["start_missing"]) == (True, False)
+    assert wsgi["info"]["started"] == wsgi["info"]["finished"] == 40
+    code, out, _ = run("show", base_id, "-f", "html")
+    assert '"start_missing": true' in out and "START MISSING" in out
+    assert "0 open, 1 start missing, 0 orphans" in out
+    code, out, _ = run("show", base_id, "-f", "dot")
+    assert "0 ms\\nSTART MISSING" in out
+    code, out, _ = run("list", "-f", "json")
+    flags = {row["base_id"]: row["incomplete"] for row in json.loads(out)}
+    assert flags == {ids["complete"]: False, ids["no_start"]: True,
+                     ids["open"]: True}
+    code, out, _ = run("list", "-f", "value", "-c", "base_id",
+                       "-c", "incomplete")
+    assert out.splitlines() == [f"{ids['open']} True",
+                                f"{ids['no_start']} True",
+                                f"{ids['complete']} False"]
+
+
+def test_lists_and_objects_in_every_format(cli):
+    run, store = cli
+    ids = dataset(store)
+    two = payloads.new_id()  # the newest, with two services and projects
+    root = payloads.call("wsgi", two, two, at(1), at(1) + 9, service="api",
+                         project="nova")
+    write(store, root + payloads.call(
+        "cinder-volume", two, root[0]["trace_id"], at(1) + 1, at(1) + 2,
+        service="volume", project="cinder"))
+    expected = {"json": ["api", "volume"], "yaml": ["api", "volume"],
+                "value": "api, volume", "csv": "api, volume"}
+    code, out, _ = run("list", "-f", "value", "-c", "services",
+                       "-c", "projects", "--limit", "1")
+    assert (code, out) == (0, "api, volume cinder, nova\n")
+    code, out, _ = run("list", "-f", "csv", "-c", "services", "--limit", "1")
+    assert out.splitlines() == ['"services"', '"api, volume"']
+    code, out, _ = run("list", "-f", "json", "--limit", "1")
+    assert json.loads(out)[0]["services"] == expected["json"]
+    code, out, _ = run("list", "-f", "yaml", "--limit", "1")
+    assert "services:\n  - api\n  - volume\n" in out
+    code, out, _ = run("list", "--limit", "1")
+    assert "| api, volume | cinder, nova |" in out
+    per_service = {"api": 3, "scheduler": 1, "volume": 3}
+    code, out, _ = run("stats", "-f", "json")
+    assert json.loads(out)["spans_per_service"] == per_service
+    code, out, _ = run("stats", "-f", "yaml")
+    assert "spans_per_service:\n  api: 3\n  scheduler: 1\n  volume: 3\n" in out
+    code, out, _ = run("stats", "-f", "value", "-c", "spans_per_service")
+    assert out == "api=3, scheduler=1, volume=3\n"
+    code, out, _ = run("stats", "-f", "shell", "-c", "spans_per_service")
+    assert out == 'spans_per_service="api=3, scheduler=1, volume=3"\n'
+    assert run("show", ids["quick"], "-f", "json") == run(
+        "show", ids["quick"], "--format", "json")
+
+
+def test_no_rows_in_every_format(cli):
+    run, _store = cli
+    for command in (["list"], ["list", "--service", "nothing"],
+                    ["latency", "--service", "nothing"]):
+        code, out, err = run(*command)
+        assert (code, err) == (0, ""), command
+        header, names, line, bottom = out.splitlines()
+        assert names.startswith("| ") and header == line == bottom
+        for fmt, shown in (("json", "[]\n"), ("yaml", "[]\n"),
+                           ("value", ""), ("csv", "")):
+            assert run(*command, "-f", fmt) == (0, shown, ""), (command, fmt)
+
+
+BAD_ARGUMENTS = [
+    (["show", "ID", "--max-depth", "-1"],
+     "argument --max-depth: -1 is not a whole number of at least 0"),
+    (["show", "ID", "--max-depth", "two"],
+     "argument --max-depth: 'two' is not a whole number"),
+    (["show", "ID", "--min-duration", "-5"],
+     "argument --min-duration: '-5' is not a number of milliseconds: "
+     "expected 0 or more"),
+    (["list", "--limit", "abc"],
+     "argument --limit: 'abc' is not a whole number"),
+    (["list", "--limit", "1.5"],
+     "argument --limit: '1.5' is not a whole number"),
+    (["list", "--limit", "99999999999"],
+     "argument --limit: 99999999999 is more than 2147483647"),
+    (["list", "--min-duration", "nan"],
+     "argument --min-duration: 'nan' is not a number of milliseconds: "
+     "expected 0 or more"),
+    (["list", "--since", "999999w"],
+     "argument --since: invalid age '999999w': that long ago is before the "
+     "year 1"),
+    (["latency", "--service", "api", "--until", "999999w"],
+     "argument --until: invalid age '999999w': that long ago is before the "
+     "year 1"),
+    (["status", "--stale-after", "0"],
+     "argument --stale-after: '0' is not a number of seconds: expected "
+     "more than 0"),
+    (["status", "--stale-after", "-3"],
+     "argument --stale-after: '-3' is not a number of seconds: expected "
+     "more than 0"),
+    (["status", "--stale-after", "inf"],
+     "argument --stale-after: 'inf' is not a number of seconds: expected "
+     "more than 0"),
+    (["analyze", "ID", "--limit", "x"],
+     "argument --limit: 'x' is not a whole number"),
+    (["analyze", "ID", "--n-plus-one", "0"],
+     "argument --n-plus-one: 0 is not a whole number of at least 1"),
+    (["purge", "--older-than", "999999w", "--yes"],
+     "argument --older-than: invalid age '999999w': that long ago is before "
+     "the year 1"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_ARGUMENTS,
+                         ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
+def test_bad_numbers_and_ages_exit_2_with_one_line(sqlite_url, args,
+                                                   message):
+    run = Runner(url=sqlite_url)  # refused before the store is opened
+    args = [payloads.new_id() if a == "ID" else a for a in args]
+    code, out, err = run(*args)
+    assert (code, out) == (2, "")
+    assert err == f"osprof-trace {args[0]}: error: {message}\n"
+
+
+def test_help_summaries_are_whole_sentences():
+    result = subprocess.run([os.path.join(BIN_DIR, "osprof-trace"), "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    listed = dict(line.split(None, 1) for line in
+                  result.stdout.split("Commands:\n")[1].splitlines())
+    app = trace_cmd.TraceApp()
+    for name, factory in app.command_manager:
+        if name in ("help", "complete"):  # cliff's own
+            continue
+        first_line = factory.load().__doc__.splitlines()[0]
+        assert first_line.endswith("."), name
+        # cliff shows the first line, without its full stop
+        assert listed[name].strip() == first_line[:-1], name
+
+
+def test_counts_in_text_say_one_thing_or_many(cli):
+    run, store = cli
+    one = payloads.new_id()
+    write(store, payloads.call("db", one, payloads.new_id(), at(3), at(3) + 5,
+                               stop_info={"etype": "E", "message": "x"}))
+    code, out, _ = run("show", one)
+    assert out.splitlines()[0] == (
+        f"trace {one}: 1 span, 5 ms, service api, 1 error, 0 open, "
+        f"0 start missing, 1 orphan")
+    code, out, _ = run("analyze", one)
+    lines = out.splitlines()
+    assert lines[0] == (f"trace {one}: 1 span, 5.000 ms, 1 timed, 0 untimed, "
+                        f"1 orphan")
+    assert lines[1] == ("(1 orphan, whose parent is unknown or loops back to "
+                        "it, is timed as a top-level span)")
+    assert "Critical path: 1 span, 5.000 ms" in lines
+    assert "SQL: 0 queries, 0 distinct statements, 0 run more than once" \
+        in lines
+    code, out, _ = run("compare", one, one)
+    assert out.startswith(f"A: trace {one}: 1 span, 5.000 ms\n")

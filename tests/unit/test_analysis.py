@@ -274,7 +274,7 @@ def test_info_entries_that_are_not_mappings_are_ignored():
     # only the span named rpc is a remote call, to an unknown API
     assert result["fan_out"]["calls"] == 1
     assert result["fan_out"]["per_remote"][0]["remote"] == "rpc"
-    assert "Fan-out: 1 remote calls" in render.analysis_text(result)
+    assert "Fan-out: 1 remote call " in render.analysis_text(result)
 
 
 def skewed_trace():
@@ -341,8 +341,9 @@ def test_open_spans_and_orphans_are_left_out_of_timing_not_fatal():
     assert groups == {"wsgi": (1, 1), "db": (2, 1), "rpc": (1, 0),
                       "orphan": (1, 1)}
     text = render.analysis_text(result)
-    assert "2 open spans or spans without a start" in text
-    assert "1 orphans, whose parent is unknown" in text
+    assert "2 spans open or without a start" in text
+    assert "1 orphan, whose parent is unknown or loops back to it, is " \
+        "timed as a top-level span" in text
 
     lonely = Trace()
     lonely.call("wsgi", 0, None)

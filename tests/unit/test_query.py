@@ -80,11 +80,16 @@ def test_open_spans_and_orphans_are_kept_and_counted():
     assert top[root[0]["trace_id"]]["orphan"] is False
     children = top[root[0]["trace_id"]]["children"]
     assert [c["open"] for c in children] == [True, False]
+    assert [c["start_missing"] for c in children] == [False, True]
+    assert report["start_missing"] == 1
     assert children[0]["info"]["started"] == children[0]["info"]["finished"]
     assert "exception" not in children[0]["info"]  # as osprofiler: no stop
     tree = FORMATS["tree"](report)
     assert "[OPEN]" in tree and "[ORPHAN]" in tree
-    assert "1 open, 1 orphans" in tree.splitlines()[0]
+    assert "  +40 ms  0 ms  [START MISSING]" in tree
+    assert tree.splitlines()[0].endswith(
+        ": 4 spans, 100 ms, service api, 0 errors, 1 open, 1 start missing, "
+        "1 orphan")
 
 
 def many_spans(count, db_ms=1.5):
