@@ -47,8 +47,9 @@ def store_url(conf):
 
 
 def open_store(conf):
-    """The store osprof-api reads: the one place that opens it."""
-    return storage.get_driver(store_url(conf))
+    """The store osprof-api reads: the one place that opens it. It
+    creates nothing: NoStoreError where the collector made no store."""
+    return storage.open_existing(store_url(conf))
 
 
 class Router:

@@ -31,6 +31,12 @@ class ApiServer:
     """osprof-api run from its installed entry point."""
 
     def __init__(self, workdir, store_url, sections=None, **api_options):
+        """With a SQLite file that does not exist, the store is made
+        there first, empty, as the collector would make it (osprof-api
+        itself creates none)."""
+        if store_url.startswith("sqlite:///") and not os.path.exists(
+                store_url.removeprefix("sqlite:///")):
+            storage.get_driver(store_url).close()
         self.workdir = workdir
         name = f"api-{uuid.uuid4().hex[:6]}"
         self.log_path = workdir / f"{name}.log"

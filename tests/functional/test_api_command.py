@@ -9,6 +9,7 @@ import subprocess
 import webob
 
 from osprof_collector.api import app
+from osprof_collector import storage
 from tests.functional import api_server
 from tests.functional.conftest import BIN_DIR
 
@@ -58,12 +59,15 @@ def test_unknown_store_scheme_exits_2(tmp_path):
 
 def test_unreachable_or_missing_store_is_one_line(tmp_path):
     for url in ("postgresql+psycopg2://osprof:secret@127.0.0.1:1/osprof",
-                f"sqlite:///{tmp_path}/no/such/dir/osprof.db"):
+                f"sqlite:///{tmp_path}/no/such/dir/osprof.db",
+                f"sqlite:///{tmp_path}/typo.db"):
         code, out, err = run("--config-file", config(
             tmp_path, f"[storage]\nconnection = {url}\n"))
         assert code == 1, err
         assert one_line(err).startswith("osprof-api: ") and out == ""
         assert "secret" not in err
+    assert "no osprof-collector store at sqlite:///" in err
+    assert not (tmp_path / "typo.db").exists()  # osprof-api made none
 
 
 def test_api_connection_overrides_the_storage_one(tmp_path):
@@ -82,6 +86,7 @@ def test_port_in_use_is_one_line(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        storage.get_driver(f"sqlite:///{tmp_path}/o.db").close()
         code, _, err = run("--config-file", config(
             tmp_path, f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n"
                       f"[api]\nport = {port}\n"))
