@@ -518,6 +518,7 @@ class TraceApp(app.App):
             conf([], project=PROJECT, default_config_files=files)
         except (cfg.Error, OSError) as exc:
             raise OperatorError(f"cannot read configuration: {exc}") from None
+        self.url_is_the_default = not files
         return conf.storage.connection
 
     @property
@@ -530,8 +531,16 @@ class TraceApp(app.App):
             except base.NoStoreError as exc:
                 raise OperatorError(str(exc)) from None
             except base.StorageError as exc:
-                raise OperatorError(f"cannot use store: {exc}") from None
+                raise OperatorError(f"cannot use store: {exc}"
+                                    f"{self._how_to_choose()}") from None
         return self._store
+
+    def _how_to_choose(self):
+        """With no store named anywhere, the default was tried: say so."""
+        if not getattr(self, "url_is_the_default", False):
+            return ""
+        return (f" (the default store; choose one with --connection URL, "
+                f"${CONNECTION_ENV} or --config-file FILE)")
 
     def clean_up(self, cmd, result, err):
         if self._store is not None:

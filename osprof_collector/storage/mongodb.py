@@ -16,6 +16,7 @@ the order of arrival does not matter.
 import collections
 import datetime
 import math
+import re
 from urllib import parse
 
 from bson import errors as bson_errors
@@ -68,8 +69,11 @@ class MongoDBDriver(base.StorageDriver):
         self.client = client
         try:
             if self._owns_client:
+                # A reader (a command an operator waits for) gives up
+                # sooner than the collector.
                 self.client = pymongo.MongoClient(
-                    url, serverSelectionTimeoutMS=5000, tz_aware=False)
+                    url, serverSelectionTimeoutMS=5000 if create else 2000,
+                    tz_aware=False)
             self.database = self.client.get_default_database(DEFAULT_DATABASE)
             self.spans = self.database["spans"]
             self.traces = self.database["traces"]
@@ -119,6 +123,9 @@ class MongoDBDriver(base.StorageDriver):
     def _error(self, what, exc):
         lines = str(exc).strip().splitlines()
         reason = lines[0] if lines else ""
+        # A server selection timeout goes on with pymongo's timeouts and
+        # its whole topology: the error is what comes before.
+        reason = re.split(r" \(configured timeouts|, Timeout: ", reason)[0]
         return base.StorageError(
             f"{mask_password(self.url)}: {what}: {type(exc).__name__}: "
             f"{_without_password(reason, self.url)}")

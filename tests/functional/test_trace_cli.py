@@ -342,6 +342,27 @@ def test_unreachable_store_is_one_line_with_the_password_masked():
     assert result.returncode == 1 and "installed drivers" in result.stderr
 
 
+def test_with_no_store_named_the_default_is_said_with_how_to_choose(
+        tmp_path):
+    # No --connection, no $OSPROF_TRACE_CONNECTION, no configuration file
+    # where oslo.config looks (~/ and /etc): the MongoDB default, which no
+    # server answers on this machine.
+    env = {k: v for k, v in os.environ.items() if k != "OSPROF_TRACE_"
+           "CONNECTION"} | {"HOME": str(tmp_path)}
+    assert not os.path.exists("/etc/osprof-collector/osprof-collector.conf")
+    result = subprocess.run([os.path.join(BIN_DIR, "osprof-trace"), "list"],
+                            capture_output=True, text=True, timeout=60,
+                            env=env, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    [line] = result.stderr.splitlines()
+    assert line.startswith("cannot use store: mongodb://localhost:27017/"
+                           "osprofiler: ")
+    assert line.endswith("(the default store; choose one with --connection "
+                         "URL, $OSPROF_TRACE_CONNECTION or --config-file "
+                         "FILE)")
+    assert "Topology" not in line and len(line) < 300
+
+
 def test_a_malformed_id_is_refused_before_the_store_is_opened():
     trace = os.path.join(BIN_DIR, "osprof-trace")
     unreachable = "postgresql://osprof:hunter2@127.0.0.1:5433/none"
