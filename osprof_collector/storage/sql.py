@@ -99,7 +99,6 @@ class CursorStatements:
     def __init__(self, dialect):
         self.dbapi = dialect.loaded_dbapi
         self.mark = "?" if self.dbapi.paramstyle == "qmark" else "%s"
-        self.dialect = dialect.name
         self.driver = dialect.driver
         # SQLite keeps times as text, in SQLAlchemy's own format.
         self.time = _sqlite_time if dialect.name == "sqlite" else _same
@@ -195,7 +194,7 @@ class SpanRowWriter(CursorStatements):
         return set(trace_ids) - stored
 
 
-# A summary row as _lock() returns it.
+# A summary row as SummaryRowWriter.lock() returns it.
 StoredSummary = collections.namedtuple("StoredSummary", SUMMARY_COLUMNS)
 
 
