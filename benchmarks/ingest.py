@@ -1,11 +1,13 @@
 """Ingest throughput of osprof-collector against oslo.messaging itself.
 
     python benchmarks/ingest.py [--events 30000] [--stores sqlite,postgresql]
+        [--spans-per-trace 4,201]
 
 On a RabbitMQ vhost of its own (created and deleted with rabbitmqctl, so run
 it as root, like the tests), it fills the profiler queue with osprofiler
 events from several real producer processes, then measures how fast that
-backlog drains:
+backlog drains, for traces of each --spans-per-trace size (a wsgi span
+and db spans under it: 4 is a short API request, 201 a long one):
 
 1. baseline: bare oslo.messaging batch notification listeners (same batch
    size, prefetch and executor as the collector) that store nothing, in 1
@@ -49,7 +51,6 @@ from stores import Stores  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.dirname(sys.executable)
 RABBIT = "guest:guest@127.0.0.1:5672"
-SPANS_PER_TRACE = 201  # the producer's "siblings" scenario
 BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "500"))
 
 
@@ -136,18 +137,20 @@ def _cpu_seconds(pid):
     return times.user + times.system
 
 
-def fill(vhost, events, producers=4):
-    """Send about `events` events from real osprofiler processes; return
-    the exact number sent and the spans expected."""
-    traces_each = max(1, round(events / (2 * SPANS_PER_TRACE * producers)))
+def fill(vhost, events, spans_per_trace, producers=4):
+    """Send about `events` events in traces of spans_per_trace spans from
+    real osprofiler processes; return the exact number sent and the spans
+    expected."""
+    traces_each = max(1, round(events / (2 * spans_per_trace * producers)))
     procs = [subprocess.Popen(
         [sys.executable, "-m", "tests.functional.producer", vhost.url,
-         "openstack", f"service{n}", "siblings", str(traces_each)],
+         "openstack", f"service{n}", f"siblings:{spans_per_trace}",
+         str(traces_each)],
         cwd=ROOT, stdout=subprocess.DEVNULL) for n in range(producers)]
     for proc in procs:
         if proc.wait() != 0:
             raise SystemExit("a producer failed")
-    spans = traces_each * producers * SPANS_PER_TRACE
+    spans = traces_each * producers * spans_per_trace
     sent = 2 * spans
     deadline = time.monotonic() + 60
     while vhost.depth() < sent:  # the broker has every event queued
@@ -318,62 +321,57 @@ def main():
     parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--spans-per-trace", default="4,201",
+                        help="trace sizes to measure, each with its own "
+                             "baseline (default: 4,201)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="drains of each kind, interleaved; the "
                              "figures are their medians (default: 3)")
     parser.add_argument("--backlog", type=int, default=0,
                         help="also measure the peak RSS of a worker "
                              "draining a backlog of this many events "
-                             "(e.g. 1000000)")
+                             "(e.g. 1000000) of the largest traces")
     parser.add_argument("--backlog-seconds", type=int, default=300)
     args = parser.parse_args()
     workers = [int(n) for n in args.workers.split(",")]
+    sizes = [int(n) for n in args.spans_per_trace.split(",")]
     # The baseline runs as many listener processes as the collector
     # workers, so that each scaling compares with oslo.messaging's own.
-    kinds = [(kind, n) for kind in ("baseline", *args.stores.split(","))
+    kinds = [(size, kind, n) for size in sizes
+             for kind in ("baseline", *args.stores.split(","))
              for n in workers]
     vhost = Vhost()
     stores = Stores()
     workdir = stores.workdir
     rates = {kind: [] for kind in kinds}
     cpu = {kind: [] for kind in rates}  # CPU µs an event, per part
+    sent = {}
     try:
         # Rounds interleave the baseline and the collector, so that what
         # the machine does meanwhile weighs on both alike.
         for n in range(1, args.rounds + 1):
-            for kind, processes in kinds:
-                sent, spans = fill(vhost, args.events)
+            for size, kind, processes in kinds:
+                sent[size], spans = fill(vhost, args.events, size)
                 if kind == "baseline":
-                    elapsed, used = drain_baseline(vhost, sent, processes)
+                    elapsed, used = drain_baseline(vhost, sent[size],
+                                                   processes)
                 else:
                     elapsed, used = drain_collector(
                         vhost, stores.fresh(kind), spans, processes,
                         workdir)
-                rates[kind, processes].append(sent / elapsed)
-                cpu[kind, processes].append(
-                    {part: seconds / sent * 1e6
+                rates[size, kind, processes].append(sent[size] / elapsed)
+                cpu[size, kind, processes].append(
+                    {part: seconds / sent[size] * 1e6
                      for part, seconds in used.items()})
             print(f"round {n}: " + ", ".join(
                 f"{_label(k)} {r[-1]:,.0f}" for k, r in rates.items()),
                 flush=True)
         median = {k: statistics.median(r) for k, r in rates.items()}
-        print(f"medians of {args.rounds} drains of {sent:,} events "
-              f"(events/s):")
-        for kind, processes in kinds:
-            rate = median[kind, processes]
-            if kind == "baseline":
-                line = (f"  baseline (bare oslo.messaging listener) "
-                        f"processes={processes}: {rate:,.0f}")
-            else:
-                line = (f"  collector {kind} workers={processes}: "
-                        f"{rate:,.0f}, {rate / median['baseline', 1]:.2f} x "
-                        f"baseline")
-                if ("baseline", processes) in median and processes > 1:
-                    line += (f", {rate / median['baseline', processes]:.2f}"
-                             f" x baseline processes={processes}")
-            if processes == 2 and (kind, 1) in median:
-                line += (f", 2 / 1 = {rate / median[kind, 1]:.2f}")
-            print(line, flush=True)
+        print(f"medians of {args.rounds} drains (events/s); the collector "
+              f"against the baseline of as many processes, and 2 / 1:")
+        for size, kind, processes in kinds:
+            print("  " + _rate_line(median, size, kind, processes),
+                  flush=True)
         print("CPU time an event, medians in µs (drainer: the listener or "
               "the collector's workers), and the rate at which they would "
               "keep both cores busy:")
@@ -387,7 +385,7 @@ def main():
                   f"{2e6 / total:,.0f} events/s", flush=True)
         if args.backlog:
             started = time.monotonic()
-            queued, _spans = fill(vhost, args.backlog)
+            queued, _spans = fill(vhost, args.backlog, max(sizes))
             print(f"backlog: {queued:,} events queued in "
                   f"{time.monotonic() - started:.0f} s", flush=True)
             peak, drained = backlog_rss(vhost, stores.fresh("sqlite"),
@@ -399,9 +397,32 @@ def main():
         stores.cleanup()
 
 
+def _rate_line(median, size, kind, processes):
+    """One kind's median rate, with its ratios to the same size's
+    baseline and, for 2 processes, to its own 1."""
+    rate = median[size, kind, processes]
+    what = ("baseline (bare oslo.messaging listener)" if kind == "baseline"
+            else f"collector {kind}")
+    line = (f"{size}-span traces, {what}, "
+            f"{processes} {'processes' if kind == 'baseline' else 'workers'}"
+            f": {rate:,.0f}")
+    baseline = median.get((size, "baseline", processes))
+    if kind != "baseline" and baseline:
+        line += f", {rate / baseline:.2f} x baseline"
+    one = median.get((size, kind, 1))
+    if processes == 2 and one:
+        line += f", 2 / 1 = {rate / one:.2f}"
+        bare = median.get((size, "baseline", 2), 0) / median.get(
+            (size, "baseline", 1), 1)
+        if kind != "baseline" and bare:
+            line += f" ({rate / one / bare:.2f} x the baseline's 2 / 1)"
+    return line
+
+
 def _label(kind):
-    name, processes = kind
-    return f"{name}/{processes}{'p' if name == 'baseline' else 'w'}"
+    size, name, processes = kind
+    return (f"{size}-span {name}/{processes}"
+            f"{'p' if name == 'baseline' else 'w'}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """CPU time an event costs the collector's own work, stage by stage.
 
-    python benchmarks/write_path.py [--traces 50] [--batch-sizes 200,500]
+    python benchmarks/write_path.py [--events 20000] [--batch-sizes 200,500]
+        [--spans-per-trace 4,201]
 
-Real osprofiler events (the producer's "siblings" scenario: 201 spans a
-trace) go through what a worker does with a batch, without the broker:
-parse, pair, write to a fresh store. It prints, for each store and batch
-size, the CPU µs an event costs each stage and the wall µs of the write
-(which also waits on the database). PostgreSQL needs the test role
-(tools/run-tests.sh creates it).
+Real osprofiler events (the producer's "siblings" scenario: a wsgi span
+and db spans under it, 4 and 201 spans a trace by default) go through what
+a worker does with a batch, without the broker: parse, pair, write to a
+fresh store. It prints, for each trace size, store and batch size, the CPU
+µs an event costs each stage and the wall µs of the write (which also
+waits on the database). --profile FILE keeps a cProfile of the writes.
+PostgreSQL needs the test role (tools/run-tests.sh creates it).
 """
 
 import argparse
+import cProfile
 import os
 import sys
 import time
@@ -26,18 +29,18 @@ from tests.functional import producer  # noqa: E402
 from tests import osprofiler_reference  # noqa: E402
 
 
-def sent_payloads(traces):
+def sent_payloads(traces, spans_per_trace):
     """What osprofiler's messaging driver sends for that many traces."""
     payloads = []
     for n in range(traces):
         _base_id, sent = osprofiler_reference.capture(
-            lambda: producer.siblings(producer.Recorder()),
+            lambda: producer.siblings(producer.Recorder(), spans_per_trace),
             service=f"service{n % 4}")
         payloads.extend(sent)
     return payloads
 
 
-def measure(store, payloads, batch_size):
+def measure(store, payloads, batch_size, profiler=None):
     """CPU µs an event for parse, pair and write, and the write's wall µs."""
     cpu = dict.fromkeys(("parse", "pair", "write"), 0.0)
     write_wall = 0.0
@@ -48,7 +51,10 @@ def measure(store, payloads, batch_size):
         paired = time.process_time()
         partial_spans = spans.pair(parsed)
         writing, wall = time.process_time(), time.perf_counter()
-        store.write_spans(partial_spans)
+        if profiler:
+            profiler.runcall(store.write_spans, partial_spans)
+        else:
+            store.write_spans(partial_spans)
         write_wall += time.perf_counter() - wall
         done = time.process_time()
         cpu["parse"] += paired - began
@@ -61,28 +67,40 @@ def measure(store, payloads, batch_size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--traces", type=int, default=50)
+    parser.add_argument("--events", type=int, default=20000,
+                        help="about this many events for each trace size")
     parser.add_argument("--batch-sizes", default="200,500")
+    parser.add_argument("--spans-per-trace", default="4,201")
     parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="also write a cProfile of the writes to FILE")
     args = parser.parse_args()
-    payloads = sent_payloads(args.traces)
-    print(f"{len(payloads):,} events; CPU µs an event by stage, and the "
-          f"write's wall µs:")
+    profiler = cProfile.Profile() if args.profile else None
+    print("CPU µs an event by stage, and the write's wall µs:")
     stores = Stores()
     try:
-        for kind in args.stores.split(","):
-            for batch_size in map(int, args.batch_sizes.split(",")):
-                store = storage.get_driver(stores.fresh(kind), ttl=0)
-                try:
-                    cpu, wall = measure(store, payloads, batch_size)
-                finally:
-                    store.close()
-                print(f"  {kind}, batches of {batch_size}: " + ", ".join(
-                    f"{stage} {us:.1f}" for stage, us in cpu.items())
-                    + f"; all {sum(cpu.values()):.1f}; write wall "
-                      f"{wall:.1f}", flush=True)
+        for spans_per_trace in map(int, args.spans_per_trace.split(",")):
+            traces = max(1, round(args.events / (2 * spans_per_trace)))
+            payloads = sent_payloads(traces, spans_per_trace)
+            for kind in args.stores.split(","):
+                for batch_size in map(int, args.batch_sizes.split(",")):
+                    store = storage.get_driver(stores.fresh(kind), ttl=0)
+                    try:
+                        cpu, wall = measure(store, payloads, batch_size,
+                                            profiler)
+                    finally:
+                        store.close()
+                    print(f"  {len(payloads):,} events, traces of "
+                          f"{spans_per_trace} spans, {kind}, batches of "
+                          f"{batch_size}: " + ", ".join(
+                              f"{stage} {us:.1f}"
+                              for stage, us in cpu.items())
+                          + f"; all {sum(cpu.values()):.1f}; write wall "
+                            f"{wall:.1f}", flush=True)
     finally:
         stores.cleanup()
+    if profiler:
+        profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

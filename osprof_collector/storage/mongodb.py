@@ -143,6 +143,8 @@ class MongoDBDriver(base.StorageDriver):
         by_trace = collections.defaultdict(list)
         for span in merged:
             by_trace[span.base_id].append(span)
+        # A batch costs the same four commands however many traces it
+        # touches (more only to retry a duplicate key race).
         try:
             _upsert(self.spans, [
                 pymongo.UpdateOne({"_id": s.trace_id}, _span_update(s),
@@ -150,10 +152,10 @@ class MongoDBDriver(base.StorageDriver):
             # Counted after this batch's spans are stored: a count covers
             # every span any writer stored before it, so the highest count
             # is exact, and a redelivery after a failed write repairs it.
+            counts = self._span_counts(list(by_trace))
             _upsert(self.traces, [
                 pymongo.UpdateOne({"_id": base_id}, _summary_update(
-                    group, self.spans.count_documents({"base_id": base_id})),
-                    upsert=True)
+                    group, counts.get(base_id, 0)), upsert=True)
                 for base_id, group in by_trace.items()])
             # These read the summary, so they follow in a second bulk.
             followups = []
@@ -164,6 +166,14 @@ class MongoDBDriver(base.StorageDriver):
         # BSONError: a document the server would refuse (too large...)
         except (errors.PyMongoError, bson_errors.BSONError) as exc:
             raise self._error("write failed", exc) from None
+
+    def _span_counts(self, base_ids):
+        """{base_id: spans stored}, for all these traces in one command:
+        one result a trace, all in the first batch."""
+        return {doc["_id"]: doc["spans"] for doc in self.spans.aggregate(
+            [{"$match": {"base_id": {"$in": base_ids}}},
+             {"$group": {"_id": "$base_id", "spans": {"$sum": 1}}}],
+            batchSize=len(base_ids) + 1)}
 
     def write_heartbeat(self, heartbeat):
         try:

@@ -1,5 +1,6 @@
 """SQL storage (SQLite, PostgreSQL, MySQL/MariaDB) through SQLAlchemy 2."""
 
+import collections
 import dataclasses
 import datetime
 import logging
@@ -101,77 +102,40 @@ POSTGRESQL_LINKS_SETTINGS = ("SET LOCAL enable_seqscan = off",
                              "SET LOCAL jit = off")
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
 MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
+SUMMARY_COLUMNS = [c.name for c in traces_table.columns]
 
 
-class SpanRowWriter:
-    """Finds and upserts span rows through the DB-API cursor itself.
+class CursorStatements:
+    """Statements run through the DB-API cursor itself.
 
-    SQLAlchemy's per-row parameter processing cost the collector more
-    than the database's own work; here a row is a tuple in column order,
-    with its JSON encoded once by orjson. Known values stay: a new row
-    only fills what is still NULL.
+    SQLAlchemy's per-row parameter processing cost the collector more than
+    the database's own work, and it compiles a multi-row statement anew
+    for every number of rows; here a row is a tuple in column order.
     """
 
     def __init__(self, dialect):
         self.dbapi = dialect.loaded_dbapi
-        self.mark = mark = "?" if self.dbapi.paramstyle == "qmark" else "%s"
-        columns = ", ".join(SPAN_COLUMNS)
-        insert = f"INSERT INTO {spans_table.name} ({columns}) VALUES "
-        if dialect.name in ("mysql", "mariadb"):
-            merge = "ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"{c} = coalesce({c}, VALUES({c}))" for c in MERGED_COLUMNS)
-        else:
-            merge = "ON CONFLICT (trace_id) DO UPDATE SET " + ", ".join(
-                f"{c} = coalesce({spans_table.name}.{c}, excluded.{c})"
-                for c in MERGED_COLUMNS)
-        row = "(" + ", ".join([mark] * len(SPAN_COLUMNS)) + ")"
-        self.many_rows = dialect.driver == "psycopg2"
-        if self.many_rows:
-            # psycopg2's executemany() sends a statement per row;
-            # execute_values() sends them all in one.
-            self.sql = f"{insert}%s {merge}"
-        else:
-            # sqlite3 runs one prepared statement for every row, psycopg
-            # too and in one round trip, PyMySQL rewrites it into one
-            # multi-row INSERT.
-            self.sql = f"{insert}{row} {merge}"
+        self.mark = "?" if self.dbapi.paramstyle == "qmark" else "%s"
+        self.driver = dialect.driver
         # SQLite keeps times as text, in SQLAlchemy's own format.
         self.time = _sqlite_time if dialect.name == "sqlite" else _same
-
-    def row(self, span):
-        error = span.error or {}
-        moment = self.time
-        return (span.trace_id, span.base_id, span.parent_id, span.name,
-                span.project, span.service, span.host,
-                moment(span.started_at), moment(span.finished_at),
-                error.get("etype"), _text(error.get("message")),
-                span.start_json or _json(span.start_payload),
-                span.stop_json or _json(span.stop_payload))
-
-    def stored(self, conn, trace_ids, chunk=500):
-        """The set of these trace_ids that have a row already."""
-        found = set()
-        # In chunks: a statement may hold only so many parameters (32,766
-        # in SQLite, 65,535 in PostgreSQL), and batch_size has no maximum.
-        for start in range(0, len(trace_ids), chunk):
-            some = trace_ids[start:start + chunk]
-            marks = ", ".join([self.mark] * len(some))
-            sql = (f"SELECT trace_id FROM {spans_table.name} "
-                   f"WHERE trace_id IN ({marks})")
-            found.update(row[0] for row in self._run(conn, sql, some,
-                                                     fetch=True))
-        return found
-
-    def upsert(self, conn, rows):
-        self._run(conn, self.sql, rows, many=True)
 
     def _run(self, conn, sql, params, many=False, fetch=False):
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            if many and self.many_rows:
-                psycopg2_extras.execute_values(cursor, sql, params,
-                                               page_size=len(params))
-            elif many:
+            if many and self.driver == "psycopg2":
+                # psycopg2's executemany() sends a statement per row;
+                # execute_values() sends them all in one.
+                return psycopg2_extras.execute_values(
+                    cursor, sql, params, page_size=len(params), fetch=fetch)
+            if many and fetch:  # psycopg: a result per row
+                cursor.executemany(sql, params, returning=True)
+                found = []
+                while True:
+                    found.extend(cursor.fetchall())
+                    if not cursor.nextset():
+                        return found
+            if many:
                 cursor.executemany(sql, params)
             else:
                 cursor.execute(sql, params)
@@ -184,6 +148,144 @@ class SpanRowWriter:
             cursor.close()
 
 
+class SpanRowWriter(CursorStatements):
+    """Finds and upserts span rows, with their JSON encoded once by
+    orjson. Known values stay: a new row only fills what is still NULL.
+    """
+
+    def __init__(self, dialect):
+        super().__init__(dialect)
+        mark = self.mark
+        columns = ", ".join(SPAN_COLUMNS)
+        insert = f"INSERT INTO {spans_table.name} ({columns}) VALUES "
+        if dialect.name in ("mysql", "mariadb"):
+            merge = "ON DUPLICATE KEY UPDATE " + ", ".join(
+                f"{c} = coalesce({c}, VALUES({c}))" for c in MERGED_COLUMNS)
+        else:
+            merge = "ON CONFLICT (trace_id) DO UPDATE SET " + ", ".join(
+                f"{c} = coalesce({spans_table.name}.{c}, excluded.{c})"
+                for c in MERGED_COLUMNS)
+        row = "(" + ", ".join([mark] * len(SPAN_COLUMNS)) + ")"
+        if self.driver == "psycopg2":
+            self.sql = f"{insert}%s {merge}"  # for execute_values()
+        else:
+            # sqlite3 runs one prepared statement for every row, psycopg
+            # too and in one round trip, PyMySQL rewrites it into one
+            # multi-row INSERT.
+            self.sql = f"{insert}{row} {merge}"
+        # PostgreSQL says which rows the upsert inserted (a row it
+        # inserted has no xmax yet): no SELECT of the stored ones first.
+        self.returns_new = self.driver in ("psycopg2", "psycopg")
+        if self.returns_new:
+            self.sql += " RETURNING trace_id, xmax = 0"
+
+    def row(self, span):
+        error = span.error or {}
+        moment = self.time
+        return (span.trace_id, span.base_id, span.parent_id, span.name,
+                span.project, span.service, span.host,
+                moment(span.started_at), moment(span.finished_at),
+                error.get("etype"), _text(error.get("message")),
+                span.start_json or _json(span.start_payload),
+                span.stop_json or _json(span.stop_payload))
+
+    def stored(self, conn, trace_ids):
+        """The set of these trace_ids that have a row already."""
+        found = set()
+        for some in _chunks(trace_ids):
+            marks = ", ".join([self.mark] * len(some))
+            sql = (f"SELECT trace_id FROM {spans_table.name} "
+                   f"WHERE trace_id IN ({marks})")
+            found.update(row[0] for row in self._run(conn, sql, some,
+                                                     fetch=True))
+        return found
+
+    def upsert(self, conn, rows):
+        """Upsert the rows; return the trace_ids that had none before."""
+        if self.returns_new:
+            return {trace_id for trace_id, inserted in self._run(
+                conn, self.sql, rows, many=True, fetch=True) if inserted}
+        trace_ids = [row[0] for row in rows]
+        stored = self.stored(conn, trace_ids)
+        self._run(conn, self.sql, rows, many=True)
+        return set(trace_ids) - stored
+
+
+# A summary row as SummaryRowWriter.lock() returns it.
+StoredSummary = collections.namedtuple("StoredSummary", SUMMARY_COLUMNS)
+
+
+class SummaryRowWriter(CursorStatements):
+    """Locks the summary rows of a batch's traces, then writes them back:
+    a statement for every 500 traces, whatever the batch holds."""
+
+    def __init__(self, dialect):
+        super().__init__(dialect)
+        table = traces_table.name
+        columns = ", ".join(SUMMARY_COLUMNS)
+        # A new summary: no span counted yet.
+        self.new_row = f"({self.mark}, 0, '|', '|', FALSE)"
+        self.lock_sql = (f"INSERT INTO {table} (base_id, span_count, "
+                         f"services, projects, error) VALUES ")
+        self.write_sql = f"INSERT INTO {table} ({columns}) VALUES "
+        self.row_marks = "(" + ", ".join(
+            [self.mark] * len(SUMMARY_COLUMNS)) + ")"
+        updated = SUMMARY_COLUMNS[1:]
+        if dialect.name in ("mysql", "mariadb"):
+            # INSERT IGNORE would take shared locks that the FOR UPDATE
+            # then upgrades: two writers deadlock. A no-op update locks
+            # at once.
+            self.lock_end = (" ON DUPLICATE KEY UPDATE "
+                             "base_id = VALUES(base_id)")
+            self.select_sql = (f"SELECT {columns} FROM {table} WHERE "
+                               f"base_id IN (%s) ORDER BY base_id FOR UPDATE")
+            self.write_end = " ON DUPLICATE KEY UPDATE " + ", ".join(
+                f"{c} = VALUES({c})" for c in updated)
+        else:
+            # A no-op update of an existing row locks it, and RETURNING
+            # gives it back with the rows the same statement inserts.
+            self.lock_end = (f" ON CONFLICT (base_id) DO UPDATE SET "
+                             f"span_count = {table}.span_count "
+                             f"RETURNING {columns}")
+            self.select_sql = None
+            self.write_end = " ON CONFLICT (base_id) DO UPDATE SET " + \
+                ", ".join(f"{c} = excluded.{c}" for c in updated)
+        self.read_time = (_sqlite_datetime if dialect.name == "sqlite"
+                          else _same)
+
+    def lock(self, conn, base_ids):
+        """{base_id: StoredSummary} of these traces, their rows created
+        if new, and locked.
+
+        Writers of the same trace queue up here, in base_id order (no
+        deadlock: base_ids come sorted): each then folds its batch into
+        what the one before it committed, so the summaries stay exact.
+        """
+        found = {}
+        read_time = self.read_time
+        for chunk in _chunks(base_ids):
+            sql = (self.lock_sql + ", ".join([self.new_row] * len(chunk))
+                   + self.lock_end)
+            if self.select_sql is None:
+                rows = self._run(conn, sql, chunk, fetch=True)
+            else:
+                self._run(conn, sql, chunk)
+                marks = ", ".join([self.mark] * len(chunk))
+                rows = self._run(conn, self.select_sql % marks, chunk,
+                                 fetch=True)
+            for base_id, started, finished, *rest in rows:
+                found[base_id] = StoredSummary(
+                    base_id, read_time(started), read_time(finished), *rest)
+        return found
+
+    def write(self, conn, summaries):
+        """Replace the locked rows by these (tuples in column order)."""
+        for chunk in _chunks(summaries):
+            sql = (self.write_sql + ", ".join([self.row_marks] * len(chunk))
+                   + self.write_end)
+            self._run(conn, sql, [value for row in chunk for value in row])
+
+
 class SQLDriver(base.StorageDriver):
 
     def __init__(self, url, ttl=None, create=True):
@@ -191,6 +293,7 @@ class SQLDriver(base.StorageDriver):
         self.engine = _create_engine(url, create)
         self.dialect = self.engine.dialect.name
         self._span_rows = SpanRowWriter(self.engine.dialect)
+        self._summary_rows = SummaryRowWriter(self.engine.dialect)
         if not create:
             self._check_store()
             return
@@ -263,6 +366,8 @@ class SQLDriver(base.StorageDriver):
         for span in merged:
             by_trace.setdefault(span.base_id, []).append(span)
         rows = [self._span_rows.row(s) for s in merged]
+        # A batch costs the same few statements however many traces it
+        # touches: each one below handles all of them at once.
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
@@ -271,13 +376,12 @@ class SQLDriver(base.StorageDriver):
                         # or behind) PostgreSQL may guess that an IN (...)
                         # matches half the table and scan all of it.
                         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-                    summaries = self._lock_summaries(conn, sorted(by_trace))
+                    summaries = self._summary_rows.lock(conn,
+                                                        sorted(by_trace))
                     # Spans stored already (the other half came before,
                     # or this is a redelivery) do not count again.
-                    stored = self._span_rows.stored(
-                        conn, [span.trace_id for span in merged])
-                    self._span_rows.upsert(conn, rows)
-                    self._update_summaries(conn, summaries, by_trace, stored)
+                    new = self._span_rows.upsert(conn, rows)
+                    self._write_summaries(conn, summaries, by_trace, new)
                 return
             except sa_exc.DBAPIError as exc:
                 # InnoDB's gap locks can deadlock concurrent upserts of
@@ -288,42 +392,11 @@ class SQLDriver(base.StorageDriver):
             except sa_exc.SQLAlchemyError as exc:
                 raise self._error("write failed", exc) from None
 
-    def _lock_summaries(self, conn, base_ids):
-        """The summary rows of these traces, created if new and locked.
-
-        Writers of the same trace queue up here, in base_id order (no
-        deadlock): each then folds its batch into what the one before it
-        committed, so the summaries stay exact.
-        """
-        conn.execute(self._summary_rows_insert(),
-                     [{"base_id": b} for b in base_ids])
-        query = (sa.select(traces_table)
-                 .where(traces_table.c.base_id.in_(base_ids))
-                 .order_by(traces_table.c.base_id))
-        if self.dialect != "sqlite":  # SQLite already writes one at a time
-            query = query.with_for_update()
-        return {row.base_id: row for row in conn.execute(query)}
-
-    def _summary_rows_insert(self):
-        """Insert the summary rows that do not exist yet."""
-        table = traces_table
-        if self.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        if self.dialect == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
-        # INSERT IGNORE would take shared locks that the FOR UPDATE below
-        # then upgrades: two writers deadlock. A no-op update locks at once.
-        stmt = mysql.insert(table)
-        return stmt.on_duplicate_key_update(base_id=stmt.inserted.base_id)
-
-    def _update_summaries(self, conn, summaries, by_trace, stored):
+    def _write_summaries(self, conn, summaries, by_trace, new):
         """Fold each trace's spans of this batch into its summary."""
-        # The root is the earliest top-level span: read again from the
-        # spans, only for the traces where this batch brings one.
-        roots = self._roots(conn, [
-            base_id for base_id, group in by_trace.items()
-            if any(span.parent_id == base_id for span in group)])
-        updates = []
+        roots = self._roots(conn, summaries, by_trace)
+        moment = self._summary_rows.time
+        rows = []
         for base_id, group in by_trace.items():
             old = summaries[base_id]
             # A trace runs from the earliest moment any of its events
@@ -332,36 +405,44 @@ class SQLDriver(base.StorageDriver):
                                    min(s.first_seen for s in group))
             finished_at = _latest(old.finished_at,
                                   max(s.last_seen for s in group))
-            updates.append({
-                "b_id": base_id, "started_at": started_at,
-                "finished_at": finished_at,
-                "duration_ms": _ms(started_at, finished_at),
-                "span_count": old.span_count + sum(
-                    s.trace_id not in stored for s in group),
-                "error": bool(old.error) or any(s.error for s in group),
-                "services": _join({*_split(old.services),
-                                   *(s.service for s in group if s.service)}),
-                "projects": _join({*_split(old.projects),
-                                   *(s.project for s in group if s.project)}),
-                "root_name": roots.get(base_id, old.root_name)})
-        t = traces_table.c
-        conn.execute(
-            traces_table.update().where(t.base_id == sa.bindparam("b_id")),
-            updates)
+            rows.append((  # in SUMMARY_COLUMNS order
+                base_id, moment(started_at), moment(finished_at),
+                _ms(started_at, finished_at),
+                old.span_count + sum(s.trace_id in new for s in group),
+                _join({*_split(old.services),
+                       *(s.service for s in group if s.service)}),
+                _join({*_split(old.projects),
+                       *(s.project for s in group if s.project)}),
+                bool(old.error) or any(s.error for s in group),
+                roots.get(base_id, old.root_name)))
+        self._summary_rows.write(conn, rows)
 
     @staticmethod
-    def _roots(conn, base_ids):
-        """{base_id: name of its earliest-started top-level span}."""
-        if not base_ids:
-            return {}
-        s = spans_table.c
+    def _roots(conn, summaries, by_trace):
+        """{base_id: name of its earliest-started top-level span}, for the
+        traces where this batch brings a top-level span."""
         best = {}
-        for base_id, name, started_at in conn.execute(
-                sa.select(s.base_id, s.name, s.started_at).where(
-                    s.base_id.in_(base_ids), s.parent_id == s.base_id)):
-            candidate = (started_at or datetime.datetime.max, name)
-            if base_id not in best or candidate < best[base_id]:
-                best[base_id] = candidate
+        stored = []
+        for base_id, group in by_trace.items():
+            top = [(s.started_at or datetime.datetime.max, s.name)
+                   for s in group if s.parent_id == base_id]
+            if not top:
+                continue
+            if summaries[base_id].root_name is None:
+                # No top-level span was stored before (it would have
+                # named the root): this batch has them all.
+                best[base_id] = min(top)
+            else:
+                stored.append(base_id)
+        s = spans_table.c
+        for chunk in _chunks(stored):
+            # The spans stored before count too: read again.
+            for base_id, name, started_at in conn.execute(
+                    sa.select(s.base_id, s.name, s.started_at).where(
+                        s.base_id.in_(chunk), s.parent_id == s.base_id)):
+                candidate = (started_at or datetime.datetime.max, name)
+                if base_id not in best or candidate < best[base_id]:
+                    best[base_id] = candidate
         return {base_id: name for base_id, (_, name) in best.items()}
 
     def write_heartbeat(self, heartbeat):
@@ -782,6 +863,13 @@ def _create_engine(url, create=True):
     return engine
 
 
+def _chunks(items, size=500):
+    """items in slices a statement can take: a statement may hold only so
+    many parameters (32,766 in SQLite, 65,535 in PostgreSQL), and
+    batch_size has no maximum."""
+    return [items[n:n + size] for n in range(0, len(items), size)]
+
+
 def _sqlite_us(column):
     """Microseconds since the UNIX epoch of a time SQLAlchemy stores as
     'YYYY-MM-DD HH:MM:SS.ffffff': SQLite's date functions keep only
@@ -794,6 +882,10 @@ def _sqlite_us(column):
 
 def _sqlite_time(moment):
     return None if moment is None else moment.isoformat(" ", "microseconds")
+
+
+def _sqlite_datetime(text):
+    return None if text is None else datetime.datetime.fromisoformat(text)
 
 
 def _same(value):

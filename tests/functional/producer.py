@@ -8,6 +8,8 @@ tests know exactly what the collector must store.
     python -m tests.functional.producer URL EXCHANGE SERVICE SCENARIO COUNT \
         [PAUSE [STOP_FILE]]
 
+SCENARIO "siblings:N" sends traces of N spans (siblings alone: 201).
+
 With STOP_FILE it sends COUNT traces, then goes on until that file exists,
 so that a test can be sure the stream is still flowing while it acts.
 """
@@ -72,9 +74,10 @@ def nested(rec):
                     pass
 
 
-def siblings(rec):
+def siblings(rec, spans=201):
+    """A wsgi span and spans - 1 db spans under it."""
     with rec.call("wsgi"):
-        for n in range(200):
+        for n in range(spans - 1):
             with rec.call("db", {"db": {"statement": f"SELECT {n}"}}):
                 pass
 
@@ -153,11 +156,14 @@ def main(url, exchange, service, scenario, count, pause=0.0,
     notifier.set(notifier.create("messaging://", project=exchange,
                                  service=service, host=f"{service}-host",
                                  conf=conf, transport_url=url, context={}))
+    # "siblings:N" is the siblings scenario with N spans a trace.
+    scenario, _, spans = scenario.partition(":")
+    arguments = (int(spans),) if spans else ()
     sent = 0
     while sent < count or (stop_file and not os.path.exists(stop_file)):
         rec = Recorder()
         profiler.init(HMAC_KEY)
-        SCENARIOS[scenario](rec)
+        SCENARIOS[scenario](rec, *arguments)
         base_id = profiler.get().get_base_id()
         profiler.clean()
         print(json.dumps({"base_id": base_id, "service": service,

@@ -272,6 +272,45 @@ def test_concurrent_writers_keep_an_exact_summary(store_url_factory):
         assert summary.duration_ms == 122  # calls k..117+k, 5 ms each
 
 
+def test_concurrent_writers_of_many_short_traces(store_url_factory):
+    """Four writers deliver the shuffled events of 40 short traces, in
+    overlapping batches that mix traces (a stop may come before its start,
+    the later of two top-level calls before the earlier one): every
+    summary ends as exact as if each trace had come whole."""
+    rng = random.Random(7)
+    traces = {}
+    raw = []
+    for n in range(40):
+        base_id = payloads.new_id()
+        late = payloads.call("late", base_id, base_id, 30, 60,
+                             service="volume", project="cinder")
+        early = payloads.call("early", base_id, base_id, 5, 50,
+                              stop_info={"etype": "ValueError"}
+                              if n % 5 == 0 else None)
+        under = payloads.call("db", base_id, early[0]["trace_id"], 6, 70)
+        traces[base_id] = n % 5 == 0
+        raw.extend([*late, *early, *under])
+    rng.shuffle(raw)
+    drivers = [store_url_factory() for _ in range(4)]
+
+    def deliver(worker):
+        mine = raw[worker::4] + raw[::-1][worker::6]  # overlapping parts
+        for start in range(0, len(mine), 13):
+            drivers[worker].write_spans(
+                partial_spans(*mine[start:start + 13]))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(deliver, range(4)))
+    for base_id, error in traces.items():
+        summary = drivers[0].get_trace(base_id)
+        assert summary.span_count == 3
+        assert summary.root_name == "early"
+        assert summary.duration_ms == 65
+        assert sorted(summary.services) == ["api", "volume"]
+        assert sorted(summary.projects) == ["cinder", "nova"]
+        assert summary.error is error
+
+
 def test_stats(store):
     assert store.stats() == {"traces": 0, "spans": 0, "error_traces": 0,
                              "first_event": None, "last_event": None,
