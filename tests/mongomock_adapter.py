@@ -9,7 +9,11 @@ pymongo's own BulkWriteResult.
 
 MongoDB applies each single-document update atomically; mongomock changes
 stored documents in place without a lock, so a lock around every update
-gives concurrent writers the server's guarantee.
+gives concurrent writers the server's guarantee. The reads that writers
+make (aggregate, count_documents, distinct) take the same lock: mongomock
+walks its dict of documents, which another thread's insert would change
+under it ("dictionary changed size during iteration"), where a server
+answers from a consistent view of each document.
 """
 
 import threading
@@ -63,6 +67,18 @@ class _Collection:
 
     def __getattr__(self, name):
         return getattr(self._collection, name)
+
+    def aggregate(self, *args, **kwargs):
+        with self._lock:
+            return self._collection.aggregate(*args, **kwargs)
+
+    def count_documents(self, *args, **kwargs):
+        with self._lock:
+            return self._collection.count_documents(*args, **kwargs)
+
+    def distinct(self, *args, **kwargs):
+        with self._lock:
+            return self._collection.distinct(*args, **kwargs)
 
     def bulk_write(self, requests, ordered=True):
         upserted, matched, modified = [], 0, 0
