@@ -31,6 +31,12 @@ def one_line(text):
     return text
 
 
+def collector_made(url):
+    """An empty store, made as the collector makes it."""
+    storage.get_driver(url).close()
+    return url
+
+
 def test_bad_flag_and_missing_config_file_exit_2(tmp_path):
     code, out, err = run("--bogus")
     assert code == 2 and out == ""
@@ -71,7 +77,7 @@ def test_unreachable_or_missing_store_is_one_line(tmp_path):
 
 
 def test_api_connection_overrides_the_storage_one(tmp_path):
-    good = f"sqlite:///{tmp_path}/osprof.db"
+    good = collector_made(f"sqlite:///{tmp_path}/osprof.db")
     server = api_server.ApiServer(tmp_path, "redis://nowhere/0",
                                   connection=good).start()
     try:
@@ -86,7 +92,7 @@ def test_port_in_use_is_one_line(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        storage.get_driver(f"sqlite:///{tmp_path}/o.db").close()
+        collector_made(f"sqlite:///{tmp_path}/o.db")
         code, _, err = run("--config-file", config(
             tmp_path, f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n"
                       f"[api]\nport = {port}\n"))
@@ -110,6 +116,7 @@ def test_noauth_beyond_the_loopback_warns(tmp_path):
 
 
 def test_wsgi_application_reads_its_config_file(tmp_path, monkeypatch):
+    collector_made(f"sqlite:///{tmp_path}/o.db")
     path = config(tmp_path,
                   f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n")
     monkeypatch.setenv(app.CONFIG_ENV, path)
@@ -124,6 +131,7 @@ def test_wsgi_application_reads_its_config_file(tmp_path, monkeypatch):
 
 
 def test_wsgi_application_takes_the_config_file_from_the_request(tmp_path):
+    collector_made(f"sqlite:///{tmp_path}/o.db")
     path = config(tmp_path,
                   f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n")
     application = app._FromConfigFile()  # as mod_wsgi's SetEnv passes it
