@@ -50,15 +50,16 @@ def jaeger_trace(base_id, spans):
     trace_id = trace_hex(base_id)
     processes = {}
     exported = []
-    for span, parent, tags in _described(base_id, spans):
+    for span, span_id, parent, tags in _described(base_id, spans):
         process_id = processes.setdefault(_resource(span),
                                           f"p{len(processes) + 1}")
-        if _kind(span) is not None:
-            tags = {"span.kind": _kind(span), **tags}
+        kind = _kind(span)
+        if kind is not None:
+            tags = {"span.kind": kind, **tags}
         start, end = epoch_us(span.started_at), epoch_us(span.finished_at)
         exported.append({
             "traceID": trace_id,
-            "spanID": span_hex(span.trace_id),
+            "spanID": span_id,
             "operationName": span.name,
             "references": [] if parent is None else [
                 {"refType": "CHILD_OF", "traceID": trace_id,
@@ -90,10 +91,10 @@ def zipkin_spans(base_id, spans):
     """zipkin() as a list, for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     exported = []
-    for span, parent, tags in _described(base_id, spans):
+    for span, span_id, parent, tags in _described(base_id, spans):
         service, project, host = _resource(span)
         start, end = epoch_us(span.started_at), epoch_us(span.finished_at)
-        entry = {"traceId": trace_id, "id": span_hex(span.trace_id)}
+        entry = {"traceId": trace_id, "id": span_id}
         if parent is not None:
             entry["parentId"] = parent
         entry["name"] = span.name
@@ -107,7 +108,7 @@ def zipkin_spans(base_id, spans):
         if kind is not None:
             entry["kind"] = kind.upper()
         entry["localEndpoint"] = {"serviceName": service}
-        tags = {**tags, **_resource_tags(project, host)}
+        tags.update(_resource_tags(project, host))
         entry["tags"] = {k: _text(v) for k, v in tags.items()}
         exported.append(entry)
     return exported
@@ -123,11 +124,11 @@ def otlp_resource_spans(base_id, spans):
     """The resourceSpans of otlp(), for the HTTP API to encode."""
     trace_id = trace_hex(base_id)
     by_resource = {}
-    for span, parent, tags in _described(base_id, spans):
+    for span, span_id, parent, tags in _described(base_id, spans):
         start, end = epoch_us(span.started_at), epoch_us(span.finished_at)
         start = end if start is None else start
         end = start if end is None else end
-        entry = {"traceId": trace_id, "spanId": span_hex(span.trace_id)}
+        entry = {"traceId": trace_id, "spanId": span_id}
         if parent is not None:
             entry["parentSpanId"] = parent
         entry.update({
@@ -150,14 +151,17 @@ def otlp_resource_spans(base_id, spans):
 
 
 def _described(base_id, spans):
-    """(span, parent span id or None, tags) in start order."""
+    """(span, span id, parent span id or None, tags) in start order."""
     shape = query.tree(base_id, spans)
+    # Most spans share a parent: each id is converted once.
+    hex_ids = {span.trace_id: span_hex(span.trace_id) for span in spans}
     for span in sorted(spans, key=_moment):
         top = span.parent_id == base_id or span.trace_id in shape.detached
-        parent = None if top else span_hex(span.parent_id)
+        parent = None if top else (hex_ids.get(span.parent_id)
+                                   or span_hex(span.parent_id))
         tags = {"osprofiler.trace_id": span.trace_id,
                 "osprofiler.parent_id": span.parent_id}
-        tags.update(_info_tags(info.start_info(span), info.stop_info(span)))
+        _add_info_tags(tags, info.start_info(span), info.stop_info(span))
         if span.error is not None:
             tags["error"] = True
             tags["error.kind"] = span.error["etype"]
@@ -169,7 +173,7 @@ def _described(base_id, spans):
             tags["osprofiler.missing_start"] = True
         if span.trace_id in shape.orphans:
             tags["osprofiler.orphan"] = True
-        yield span, parent, tags
+        yield span, hex_ids[span.trace_id], parent, tags
 
 
 def _moment(span):
@@ -203,45 +207,50 @@ def _kind(span):
     return KIND.get(info.kind(span))
 
 
-def _info_tags(start, stop):
+def _add_info_tags(tags, start, stop):
     """Conventional tags from what osprofiler's web, requests, sqlalchemy
-    and function tracing put in info."""
-    tags = {}
+    and function tracing put in info. A span carries one or two of these
+    entries: the others, empty, are skipped."""
     request = info.entry(start, "request")
-    _put(tags, "http.method", request.get("method"))
-    _put(tags, "http.scheme", request.get("scheme"))
-    if request.get("path"):
-        _put(tags, "http.target", _with_query(request["path"],
-                                              request.get("query")))
+    if request:
+        _put(tags, "http.method", request.get("method"))
+        _put(tags, "http.scheme", request.get("scheme"))
+        if request.get("path"):
+            _put(tags, "http.target", _with_query(request["path"],
+                                                  request.get("query")))
     requests = info.entry(start, "requests")
-    _put(tags, "http.method", requests.get("method"))
-    if requests.get("scheme") and requests.get("hostname"):
-        port = requests.get("port")
-        tags["http.url"] = _with_query(
-            f"{requests['scheme']}://{requests['hostname']}"
-            f"{f':{port}' if port else ''}{requests.get('path') or ''}",
-            requests.get("query"))
-    _put(tags, "net.peer.name", requests.get("hostname"))
-    _put(tags, "http.status_code",
-         info.entry(stop, "requests").get("status_code"))
+    if requests:
+        _put(tags, "http.method", requests.get("method"))
+        if requests.get("scheme") and requests.get("hostname"):
+            port = requests.get("port")
+            tags["http.url"] = _with_query(
+                f"{requests['scheme']}://{requests['hostname']}"
+                f"{f':{port}' if port else ''}{requests.get('path') or ''}",
+                requests.get("query"))
+        _put(tags, "net.peer.name", requests.get("hostname"))
+    if stop:
+        _put(tags, "http.status_code",
+             info.entry(stop, "requests").get("status_code"))
     db = info.entry(start, "db")
-    _put(tags, "db.statement", db.get("statement"))
-    if "params" in db:
-        tags["osprofiler.db.params"] = _json(db["params"])
+    if db:
+        _put(tags, "db.statement", db.get("statement"))
+        if "params" in db:
+            tags["osprofiler.db.params"] = _json(db["params"])
     function = info.entry(start, "function")
-    _put(tags, "code.function", function.get("name"))
-    _put(tags, "osprofiler.function.args", function.get("args"))
-    _put(tags, "osprofiler.function.kwargs", function.get("kwargs"))
-    for call in ("db", "function"):  # with hide_result=False
-        _put(tags, "osprofiler.result", info.entry(stop, call).get(
-            "result"))
+    if function:
+        _put(tags, "code.function", function.get("name"))
+        _put(tags, "osprofiler.function.args", function.get("args"))
+        _put(tags, "osprofiler.function.kwargs", function.get("kwargs"))
+    if stop:
+        for call in ("db", "function"):  # with hide_result=False
+            _put(tags, "osprofiler.result", info.entry(stop, call).get(
+                "result"))
     for entries in (start, stop):
         for key, value in entries.items():
             mapped = key in MAPPED_INFO or (key in info.HOOK_ENTRIES
                                             and isinstance(value, dict))
             if not mapped:
                 _put(tags, f"osprofiler.info.{key}", value)
-    return tags
 
 
 def _with_query(path, query_string):
@@ -259,13 +268,20 @@ def _put(tags, key, value):
         tags[key] = _json(value)
 
 
+# json.dumps(value, sort_keys=True, default=str) builds an encoder at
+# every call: this one is built once.
+_JSON_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def _json(value):
-    return json.dumps(value, sort_keys=True, default=str)
+    return _JSON_ENCODER.encode(value)
 
 
 def _text(value):
-    """A tag value as Zipkin's string tags spell it."""
-    return json.dumps(value) if isinstance(value, bool) else str(value)
+    """A tag value as Zipkin's string tags spell it (JSON's booleans)."""
+    if value is True:
+        return "true"
+    return "false" if value is False else str(value)
 
 
 def _error_text(error):

@@ -286,6 +286,47 @@ class SummaryRowWriter(CursorStatements):
             self._run(conn, sql, [value for row in chunk for value in row])
 
 
+class SpanRowReader(CursorStatements):
+    """Reads one trace's span rows through the DB-API cursor itself.
+
+    SQLAlchemy's per-row result processing cost a trace of 10,000 spans
+    more than the query: here the payloads come as text (PostgreSQL casts
+    its JSONB) and are decoded by orjson, as the engine's deserializer
+    does, and SQLite's times, text in SQLAlchemy's format, are parsed by
+    datetime.fromisoformat.
+    """
+
+    def __init__(self, dialect):
+        super().__init__(dialect)
+        payload = ("CAST({} AS TEXT)" if dialect.name == "postgresql"
+                   else "{}")
+        columns = ", ".join(
+            payload.format(c) if c.endswith("_payload") else c
+            for c in SPAN_COLUMNS)
+        self.sql = (f"SELECT {columns} FROM {spans_table.name} "
+                    f"WHERE base_id = {self.mark}")
+        self.read_time = (_sqlite_datetime if dialect.name == "sqlite"
+                          else _same)
+
+    def rows(self, conn, base_id):
+        return self._run(conn, self.sql, (base_id,), fetch=True)
+
+    def span(self, row):
+        """The Span of a row in SPAN_COLUMNS order."""
+        (trace_id, base_id, parent_id, name, project, service, host,
+         started_at, finished_at, error_type, error_message, start_payload,
+         stop_payload) = row
+        moment = self.read_time
+        return spans_mod.Span(
+            trace_id=trace_id, base_id=base_id, parent_id=parent_id,
+            name=name, project=project, service=service, host=host,
+            started_at=moment(started_at), finished_at=moment(finished_at),
+            error=None if error_type is None else {
+                "etype": error_type, "message": error_message},
+            start_payload=_parse_json(start_payload),
+            stop_payload=_parse_json(stop_payload))
+
+
 class SQLDriver(base.StorageDriver):
 
     def __init__(self, url, ttl=None, create=True):
@@ -294,6 +335,7 @@ class SQLDriver(base.StorageDriver):
         self.dialect = self.engine.dialect.name
         self._span_rows = SpanRowWriter(self.engine.dialect)
         self._summary_rows = SummaryRowWriter(self.engine.dialect)
+        self._span_reads = SpanRowReader(self.engine.dialect)
         if not create:
             self._check_store()
             return
@@ -468,11 +510,10 @@ class SQLDriver(base.StorageDriver):
     def get_spans(self, base_id):
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(sa.select(spans_table).where(
-                    spans_table.c.base_id == base_id)).all()
+                rows = self._span_reads.rows(conn, base_id)
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
-        return [_row_span(row) for row in rows]
+        return [self._span_reads.span(row) for row in rows]
 
     def get_start_times(self, trace_ids):
         s = spans_table.c
@@ -896,16 +937,8 @@ def _json(value):
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _row_span(row):
-    error = None
-    if row.error_type is not None:
-        error = {"etype": row.error_type, "message": row.error_message}
-    return spans_mod.Span(
-        trace_id=row.trace_id, base_id=row.base_id, parent_id=row.parent_id,
-        name=row.name, project=row.project, service=row.service,
-        host=row.host, started_at=row.started_at,
-        finished_at=row.finished_at, error=error,
-        start_payload=row.start_payload, stop_payload=row.stop_payload)
+def _parse_json(text):
+    return None if text is None else orjson.loads(text)
 
 
 def _row_summary(row, incomplete=None):
