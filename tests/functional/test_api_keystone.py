@@ -88,6 +88,7 @@ def test_keystone_needs_no_loopback_warning(tmp_path):
 
 
 def test_keystone_without_its_uri_exits_2(tmp_path):
+    storage.get_driver(f"sqlite:///{tmp_path}/o.db").close()  # a store
     path = tmp_path / "api.conf"
     path.write_text(f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n"
                     "[api]\nauth_strategy = keystone\n")
