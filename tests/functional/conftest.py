@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -137,19 +138,25 @@ def start_producer(transport_url, exchange, service, scenario, count,
     """A producer process; with stop_file it sends count traces, then
     goes on until that file exists."""
     extra = [str(stop_file)] if stop_file else []
-    return subprocess.Popen(
+    # Its report goes to a file: a pipe nobody reads until the end fills
+    # after a few traces and would block the producer mid-stream.
+    output = tempfile.TemporaryFile("w+")
+    producer = subprocess.Popen(
         [sys.executable, "-m", "tests.functional.producer", transport_url,
          exchange, service, scenario, str(count), str(pause), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=output, text=True)
+    producer.output = output
+    return producer
 
 
 def finish_producers(producers, timeout=300):
     """Wait for producer processes; return every trace they reported."""
     traces = []
     for producer in producers:
-        out, _ = producer.communicate(timeout=timeout)
-        assert producer.returncode == 0
-        traces.extend(json.loads(line) for line in out.splitlines())
+        assert producer.wait(timeout=timeout) == 0
+        with producer.output as output:
+            output.seek(0)
+            traces.extend(json.loads(line) for line in output)
     return traces
 
 
