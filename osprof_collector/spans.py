@@ -35,13 +35,20 @@ class Span:
     def is_open(self):
         return self.finished_at is None
 
+    # Both are read for every span a batch writes: no generator here.
     @property
     def first_seen(self):
-        return min(t for t in (self.started_at, self.finished_at) if t)
+        started, finished = self.started_at, self.finished_at
+        if started is None or (finished is not None and finished < started):
+            return finished
+        return started
 
     @property
     def last_seen(self):
-        return max(t for t in (self.started_at, self.finished_at) if t)
+        started, finished = self.started_at, self.finished_at
+        if finished is None or (started is not None and started > finished):
+            return started
+        return finished
 
     def merge(self, other):
         """Fold another partial span of the same trace_id into this one."""
