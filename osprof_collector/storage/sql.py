@@ -87,6 +87,8 @@ workers_table = sa.Table(
     sa.Column("operations", sa.JSON),
 )
 
+# The key of the advisory lock that schema preparation takes on PostgreSQL.
+SCHEMA_LOCK_KEY = int.from_bytes(b"osprof", "big")
 DEADLOCK_ATTEMPTS = 5
 # PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
 # wait timeout.
@@ -340,14 +342,17 @@ class SQLDriver(base.StorageDriver):
             self._check_store()
             return
         try:
-            metadata.create_all(self.engine)
-            if ttl is not None:
-                # create_all() adds no index to a table an older version
-                # made; the collector builds it, never a reader, whose
-                # CREATE INDEX would hold the collector's writes meanwhile.
-                spans_by_service.create(self.engine, checkfirst=True)
-                _add_missing_columns(self.engine)
-                spans_by_label.create(self.engine, checkfirst=True)
+            with self.engine.begin() as conn:
+                _lock_schema(conn)
+                metadata.create_all(conn)
+                if ttl is not None:
+                    # create_all() adds no index to a table an older
+                    # version made; the collector builds it, never a
+                    # reader, whose CREATE INDEX would hold the
+                    # collector's writes meanwhile.
+                    spans_by_service.create(conn, checkfirst=True)
+                    _add_missing_columns(conn)
+                    spans_by_label.create(conn, checkfirst=True)
         except sa_exc.SQLAlchemyError as exc:
             self.engine.dispose()
             error = self._error("cannot prepare the schema", exc)
@@ -774,15 +779,24 @@ class SQLDriver(base.StorageDriver):
 ADDED_COLUMNS = [(workers_table, workers_table.c.operations)]
 
 
-def _add_missing_columns(engine):
-    inspector = sa.inspect(engine)
+def _lock_schema(conn):
+    """On PostgreSQL, wait for any other process preparing the schema in
+    its own transaction: workers starting together on a new database
+    would otherwise race to create the same tables, and all but one fail
+    (and retry) on a duplicate catalog entry. Released at commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            SCHEMA_LOCK_KEY)))
+
+
+def _add_missing_columns(conn):
+    inspector = sa.inspect(conn)
     for table, column in ADDED_COLUMNS:
         present = {c["name"] for c in inspector.get_columns(table.name)}
         if column.name not in present:
-            kind = column.type.compile(dialect=engine.dialect)
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN "
-                                     f"{column.name} {kind}")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN "
+                                 f"{column.name} {kind}")
 
 
 def duration_us(dialect):

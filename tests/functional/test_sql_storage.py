@@ -1,6 +1,7 @@
 """What the SQL driver must do beyond the storage contract."""
 
 import datetime
+import threading
 import time
 
 import psycopg2
@@ -116,3 +117,29 @@ def test_the_collector_adds_the_operations_column_to_an_older_table(
     store.write_heartbeat(heartbeat)
     assert store.get_heartbeats() == [heartbeat]
     store.close()
+
+
+def test_postgresql_workers_starting_together_prepare_the_schema_once(
+        postgres_url):
+    # Workers of a new collector open the new database at the same moment:
+    # each must get its store, none a duplicate-table error.
+    starting = threading.Barrier(6)
+    failures = []
+
+    def open_store():
+        starting.wait()
+        try:
+            storage.get_driver(postgres_url, ttl=0).close()
+        except base.StorageError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with psycopg2.connect(_dsn(postgres_url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_indexes "
+                    "WHERE indexname = 'osprof_spans_label_name_started'")
+        assert cur.fetchone() == (1,)
