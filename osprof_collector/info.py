@@ -30,9 +30,12 @@ def entry(info, key):
     return _mapping(info.get(key))
 
 
-def function_name(span):
-    """The dotted name of a function traced by osprofiler, or None."""
-    name = entry(start_info(span), "function").get("name")
+def function_name(span, start=None):
+    """The dotted name of a function traced by osprofiler, or None;
+    start: the span's start_info(), when the caller has it already."""
+    if start is None:
+        start = start_info(span)
+    name = entry(start, "function").get("name")
     return name if isinstance(name, str) else None
 
 
@@ -45,20 +48,22 @@ def statement(span):
     return None, None
 
 
-def function_module(span):
+def function_module(span, start=None):
     """Where a traced function lives: nova.compute.rpcapi.ComputeAPI for
     nova.compute.rpcapi.ComputeAPI.build_and_run_instance; or None."""
-    name = function_name(span)
+    name = function_name(span, start)
     return name.rsplit(".", 1)[0] if name and "." in name else None
 
 
-def kind(span):
-    """SERVER, HTTP, DB, RPC or None (anything else)."""
-    start = start_info(span)
+def kind(span, start=None):
+    """SERVER, HTTP, DB, RPC or None (anything else); start as for
+    function_name()."""
+    if start is None:
+        start = start_info(span)
     for key, found in (("request", SERVER), ("requests", HTTP), ("db", DB)):
         if isinstance(start.get(key), dict):
             return found
-    module = function_module(span) or ""
+    module = function_module(span, start) or ""
     if span.name == "rpc" or any("rpc" in part.lower()
                                  for part in module.split(".")):
         return RPC

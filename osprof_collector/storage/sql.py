@@ -292,41 +292,39 @@ class SpanRowReader(CursorStatements):
     """Reads one trace's span rows through the DB-API cursor itself.
 
     SQLAlchemy's per-row result processing cost a trace of 10,000 spans
-    more than the query: here the payloads come as text (PostgreSQL casts
-    its JSONB) and are decoded by orjson, as the engine's deserializer
-    does, and SQLite's times, text in SQLAlchemy's format, are parsed by
-    datetime.fromisoformat.
+    more than the query. Payloads are decoded by orjson, the engine's
+    deserializer: the PostgreSQL drivers apply it to JSONB themselves
+    (cheaper than casting JSONB to text and decoding that), SQLite's and
+    MySQL's JSON text is decoded here. SQLite's times, text in
+    SQLAlchemy's format, are parsed by datetime.fromisoformat.
     """
 
     def __init__(self, dialect):
         super().__init__(dialect)
-        payload = ("CAST({} AS TEXT)" if dialect.name == "postgresql"
-                   else "{}")
-        columns = ", ".join(
-            payload.format(c) if c.endswith("_payload") else c
-            for c in SPAN_COLUMNS)
-        self.sql = (f"SELECT {columns} FROM {spans_table.name} "
-                    f"WHERE base_id = {self.mark}")
+        self.sql = (f"SELECT {', '.join(SPAN_COLUMNS)} FROM "
+                    f"{spans_table.name} WHERE base_id = {self.mark}")
         self.read_time = (_sqlite_datetime if dialect.name == "sqlite"
                           else _same)
+        self.read_payload = (_same if dialect.name == "postgresql"
+                             else _parse_json)
 
     def rows(self, conn, base_id):
         return self._run(conn, self.sql, (base_id,), fetch=True)
 
-    def span(self, row):
-        """The Span of a row in SPAN_COLUMNS order."""
-        (trace_id, base_id, parent_id, name, project, service, host,
-         started_at, finished_at, error_type, error_message, start_payload,
-         stop_payload) = row
-        moment = self.read_time
-        return spans_mod.Span(
-            trace_id=trace_id, base_id=base_id, parent_id=parent_id,
-            name=name, project=project, service=service, host=host,
-            started_at=moment(started_at), finished_at=moment(finished_at),
-            error=None if error_type is None else {
-                "etype": error_type, "message": error_message},
-            start_payload=_parse_json(start_payload),
-            stop_payload=_parse_json(stop_payload))
+    def spans(self, rows):
+        """The Spans of rows in SPAN_COLUMNS order."""
+        moment, payload = self.read_time, self.read_payload
+        # Positional arguments, in Span's field order: a tenth faster
+        # than keywords and a call per row.
+        return [spans_mod.Span(
+                    trace_id, base_id, parent_id, name, project, service,
+                    host, moment(started_at), moment(finished_at),
+                    None if error_type is None else {
+                        "etype": error_type, "message": error_message},
+                    payload(start_payload), payload(stop_payload))
+                for (trace_id, base_id, parent_id, name, project, service,
+                     host, started_at, finished_at, error_type,
+                     error_message, start_payload, stop_payload) in rows]
 
 
 class SQLDriver(base.StorageDriver):
@@ -518,7 +516,7 @@ class SQLDriver(base.StorageDriver):
                 rows = self._span_reads.rows(conn, base_id)
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
-        return [self._span_reads.span(row) for row in rows]
+        return self._span_reads.spans(rows)
 
     def get_start_times(self, trace_ids):
         s = spans_table.c
