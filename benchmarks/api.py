@@ -205,7 +205,7 @@ def explain(kind, store):
              sql.POSTGRESQL_SEARCH_SETTINGS),
             ("service links of the last minute's traces",
              sql.service_links_query(*window),
-             sql.POSTGRESQL_LINKS_SETTINGS)]:
+             sql.POSTGRESQL_BY_TRACE_SETTINGS)]:
         print(f"    plan, {title}:")
         text = str(statement.compile(
             store.engine, compile_kwargs={"literal_binds": True}))

@@ -93,15 +93,17 @@ DEADLOCK_ATTEMPTS = 5
 # PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
 # wait timeout.
 DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
-# Planner settings of two reads of the HTTP API on PostgreSQL, which may
-# guess wrong while a table has no statistics (a new store, autovacuum
-# behind). A search reads only the first rows of the newest spans: in an
-# index's order, not all of them fetched and sorted. Service links read
-# the spans of the window's traces through the base_id index, instead of
-# hash-joining every span, with no JIT compiling longer than the lookups.
+# Planner settings of reads on PostgreSQL, which may guess wrong while a
+# table has no statistics (a new store, autovacuum behind). A search reads
+# only the first rows of the newest spans: in an index's order, not all of
+# them fetched and sorted. Reads of some traces' spans (service links,
+# list's incomplete flags) go through the base_id index, instead of
+# scanning or hash-joining every span, with no JIT compiling and no
+# parallel workers starting for longer than the lookups take.
 POSTGRESQL_SEARCH_SETTINGS = ("SET LOCAL enable_sort = off",)
-POSTGRESQL_LINKS_SETTINGS = ("SET LOCAL enable_seqscan = off",
-                             "SET LOCAL jit = off")
+POSTGRESQL_BY_TRACE_SETTINGS = (
+    "SET LOCAL enable_seqscan = off", "SET LOCAL jit = off",
+    "SET LOCAL max_parallel_workers_per_gather = 0")
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
 MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
 SUMMARY_COLUMNS = [c.name for c in traces_table.columns]
@@ -558,6 +560,9 @@ class SQLDriver(base.StorageDriver):
         incomplete = set()
         s = spans_table.c
         base_ids = [row.base_id for row in rows]
+        if base_ids and conn.dialect.name == "postgresql":
+            for setting in POSTGRESQL_BY_TRACE_SETTINGS:
+                conn.exec_driver_sql(setting)
         for start in range(0, len(base_ids), 500):
             incomplete.update(conn.execute(
                 sa.select(s.base_id).distinct().where(
@@ -728,7 +733,7 @@ class SQLDriver(base.StorageDriver):
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
-                    for setting in POSTGRESQL_LINKS_SETTINGS:
+                    for setting in POSTGRESQL_BY_TRACE_SETTINGS:
                         conn.exec_driver_sql(setting)
                 rows = conn.execute(query).all()
         except sa_exc.SQLAlchemyError as exc:
