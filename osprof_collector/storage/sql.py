@@ -97,12 +97,15 @@ DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
 # table has no statistics (a new store, autovacuum behind). A search reads
 # only the first rows of the newest spans: in an index's order, not all of
 # them fetched and sorted. Reads of some traces' spans (service links,
-# list's incomplete flags) go through the base_id index, instead of
-# scanning or hash-joining every span, with no JIT compiling and no
-# parallel workers starting for longer than the lookups take.
+# list's incomplete flags) go through the base_id index in a nested loop,
+# instead of scanning, hash- or merge-joining every span, with no JIT
+# compiling and no parallel workers starting for longer than the lookups
+# take (without parallel workers, the planner picked a hash join that
+# read all the spans).
 POSTGRESQL_SEARCH_SETTINGS = ("SET LOCAL enable_sort = off",)
 POSTGRESQL_BY_TRACE_SETTINGS = (
-    "SET LOCAL enable_seqscan = off", "SET LOCAL jit = off",
+    "SET LOCAL enable_seqscan = off", "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off", "SET LOCAL jit = off",
     "SET LOCAL max_parallel_workers_per_gather = 0")
 SPAN_COLUMNS = [c.name for c in spans_table.columns]
 MERGED_COLUMNS = [c for c in SPAN_COLUMNS if c != "trace_id"]
