@@ -93,15 +93,17 @@ DEADLOCK_ATTEMPTS = 5
 # PostgreSQL deadlock and serialization failure; MySQL deadlock and lock
 # wait timeout.
 DEADLOCK_CODES = {"40P01", "40001", 1213, 1205}
-# Planner settings of reads on PostgreSQL, which may guess wrong while a
-# table has no statistics (a new store, autovacuum behind). A search reads
-# only the first rows of the newest spans: in an index's order, not all of
-# them fetched and sorted. Reads of some traces' spans (service links,
-# list's incomplete flags) go through the base_id index in a nested loop,
-# instead of scanning, hash- or merge-joining every span, with no JIT
-# compiling and no parallel workers starting for longer than the lookups
-# take (without parallel workers, the planner picked a hash join that
-# read all the spans).
+# Planner settings on PostgreSQL, which may guess wrong while a table has
+# no statistics (a new store, autovacuum behind). A write may guess that
+# an IN (...) of its batch's ids matches half the table and scan all of
+# it. A search reads only the first rows of the newest spans: in an
+# index's order, not all of them fetched and sorted. Reads of some traces'
+# spans (service links, list's incomplete flags) go through the base_id
+# index in a nested loop, instead of scanning, hash- or merge-joining
+# every span, with no JIT compiling and no parallel workers starting for
+# longer than the lookups take (without parallel workers, the planner
+# picked a hash join that read all the spans).
+POSTGRESQL_WRITE_SETTINGS = ("SET LOCAL enable_seqscan = off",)
 POSTGRESQL_SEARCH_SETTINGS = ("SET LOCAL enable_sort = off",)
 POSTGRESQL_BY_TRACE_SETTINGS = (
     "SET LOCAL enable_seqscan = off", "SET LOCAL enable_hashjoin = off",
@@ -421,11 +423,7 @@ class SQLDriver(base.StorageDriver):
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
-                    if self.dialect == "postgresql":
-                        # With no statistics (a new table, autovacuum off
-                        # or behind) PostgreSQL may guess that an IN (...)
-                        # matches half the table and scan all of it.
-                        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                    _plan_with(conn, POSTGRESQL_WRITE_SETTINGS)
                     summaries = self._summary_rows.lock(conn,
                                                         sorted(by_trace))
                     # Spans stored already (the other half came before,
@@ -563,9 +561,8 @@ class SQLDriver(base.StorageDriver):
         incomplete = set()
         s = spans_table.c
         base_ids = [row.base_id for row in rows]
-        if base_ids and conn.dialect.name == "postgresql":
-            for setting in POSTGRESQL_BY_TRACE_SETTINGS:
-                conn.exec_driver_sql(setting)
+        if base_ids:
+            _plan_with(conn, POSTGRESQL_BY_TRACE_SETTINGS)
         for start in range(0, len(base_ids), 500):
             incomplete.update(conn.execute(
                 sa.select(s.base_id).distinct().where(
@@ -721,9 +718,7 @@ class SQLDriver(base.StorageDriver):
             return
         try:
             with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    for setting in POSTGRESQL_SEARCH_SETTINGS:
-                        conn.exec_driver_sql(setting)
+                _plan_with(conn, POSTGRESQL_SEARCH_SETTINGS)
                 rows = conn.execution_options(
                     stream_results=True, yield_per=200).execute(
                         newest_spans_query(search, self.dialect))
@@ -735,9 +730,7 @@ class SQLDriver(base.StorageDriver):
         query = service_links_query(since, until)
         try:
             with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    for setting in POSTGRESQL_BY_TRACE_SETTINGS:
-                        conn.exec_driver_sql(setting)
+                _plan_with(conn, POSTGRESQL_BY_TRACE_SETTINGS)
                 rows = conn.execute(query).all()
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
@@ -783,6 +776,14 @@ class SQLDriver(base.StorageDriver):
 
 # Columns added since a table was first made; create_all() adds tables only.
 ADDED_COLUMNS = [(workers_table, workers_table.c.operations)]
+
+
+def _plan_with(conn, settings):
+    """Give this transaction those PostgreSQL planner settings (other
+    databases have none to take)."""
+    if conn.dialect.name == "postgresql":
+        for setting in settings:
+            conn.exec_driver_sql(setting)
 
 
 def _lock_schema(conn):
