@@ -161,3 +161,44 @@ def test_postgresql_workers_starting_together_prepare_the_schema_once(
         cur.execute("SELECT count(*) FROM pg_indexes "
                     "WHERE indexname = 'osprof_spans_label_name_started'")
         assert cur.fetchone() == (1,)
+
+
+def _payload_types(dsn):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT column_name, data_type FROM "
+                    "information_schema.columns WHERE table_name = "
+                    "'osprof_spans' AND column_name LIKE '%payload'")
+        return dict(cur.fetchall())
+
+
+def test_postgresql_payloads_are_json_and_older_jsonb_stores_still_work(
+        postgres_url):
+    # json keeps the payload text as written: no conversion on every
+    # write and back on every read, as JSONB makes.
+    dsn = _dsn(postgres_url)
+    base_id, raw = a_trace()
+    store = storage.get_driver(postgres_url, ttl=0)
+    try:
+        store.write_spans(partial_spans(*raw))
+        assert _payload_types(dsn) == {"start_payload": "json",
+                                       "stop_payload": "json"}
+        expected = sorted(store.get_spans(base_id), key=lambda s: s.trace_id)
+        # A store an earlier version made, with JSONB payloads.
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM osprof_spans; DELETE FROM osprof_traces;"
+                        "ALTER TABLE osprof_spans ALTER COLUMN start_payload "
+                        "TYPE jsonb, ALTER COLUMN stop_payload TYPE jsonb")
+    finally:
+        store.close()
+    store = storage.get_driver(postgres_url, ttl=0)
+    try:
+        # stop first: the upsert fills the start into the stored row
+        store.write_spans(partial_spans(*raw[::-1][:3]))
+        store.write_spans(partial_spans(*raw[::-1][3:]))
+        assert _payload_types(dsn) == {"start_payload": "jsonb",
+                                       "stop_payload": "jsonb"}
+        assert sorted(store.get_spans(base_id),
+                      key=lambda s: s.trace_id) == expected
+        assert store.get_trace(base_id).span_count == 3
+    finally:
+        store.close()
