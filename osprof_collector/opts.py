@@ -99,6 +99,13 @@ api_opts = [
                help="Seconds back from endTs (or from now) that a trace "
                     "search covers when it gives no lookback, as Zipkin's "
                     "QUERY_LOOKBACK."),
+    cfg.IntOpt("trace_cache_size", default=64, min=0,
+               help="MiB of answers about closed traces (every span "
+                    "started and stopped) that each osprof-api process "
+                    "keeps, to send again while no span is added to the "
+                    "trace: a trace of 10,000 spans is read and exported "
+                    "in a few hundred milliseconds, and Grafana and the "
+                    "web UI ask for it more than once. 0 keeps none."),
 ]
 
 

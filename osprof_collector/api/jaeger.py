@@ -8,6 +8,8 @@ span kind ("" for all): the store does not index it.
 
 import datetime
 
+import orjson
+
 from osprof_collector.api import params
 from osprof_collector.api import responses
 from osprof_collector.render import exports
@@ -49,10 +51,12 @@ def traces(request, context):
 
 def trace(request, context, trace_id):
     base_id = params.padded_base_id(trace_id)
-    spans = context.store.get_spans(base_id) if base_id else []
-    if not spans:
+    body = context.answers.body(
+        "jaeger", base_id, lambda spans: orjson.dumps(
+            responses.jaeger_envelope([_jaeger_trace(base_id, spans)])))
+    if body is None:
         return responses.jaeger_error(404, "trace not found")
-    return responses.jaeger([_jaeger_trace(base_id, spans)])
+    return responses.encoded(body)
 
 
 def dependencies(request, context):
@@ -109,10 +113,12 @@ def v3_traces(request, context):
 
 def v3_trace(request, context, trace_id):
     base_id = params.padded_base_id(trace_id)
-    spans = context.store.get_spans(base_id) if base_id else []
-    if not spans:
+    body = context.answers.body(
+        "otlp", base_id, lambda spans: orjson.dumps(
+            _otlp_document([(base_id, spans)])))
+    if body is None:
         return responses.v3_error(404, "trace not found")
-    return _otlp([(base_id, spans)])
+    return responses.encoded(body)
 
 
 V3_ROUTES = [
@@ -145,10 +151,14 @@ def _jaeger_trace(base_id, spans):
 
 
 def _otlp(traces):
+    return responses.json(_otlp_document(traces))
+
+
+def _otlp_document(traces):
     """Jaeger api_v3's answer: the traces' OTLP/JSON under "result"."""
-    return responses.json({"result": {"resourceSpans": [
+    return {"result": {"resourceSpans": [
         resource for base_id, spans in traces
-        for resource in exports.otlp_resource_spans(base_id, spans)]}})
+        for resource in exports.otlp_resource_spans(base_id, spans)]}}
 
 
 def _now():

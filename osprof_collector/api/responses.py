@@ -5,7 +5,12 @@ import webob
 
 
 def json(document, status=200):
-    return webob.Response(body=orjson.dumps(document), status=status,
+    return encoded(orjson.dumps(document), status)
+
+
+def encoded(body, status=200):
+    """A JSON document already encoded."""
+    return webob.Response(body=body, status=status,
                           content_type="application/json", charset=None)
 
 
@@ -21,10 +26,14 @@ def not_found(message):
 
 
 def jaeger(data, status=200, errors=None):
+    return json(jaeger_envelope(data, errors), status=status)
+
+
+def jaeger_envelope(data, errors=None):
     """Jaeger query's envelope: {data, total, limit, offset, errors}."""
     total = len(data) if isinstance(data, list) else 0
-    return json({"data": data, "total": total, "limit": 0, "offset": 0,
-                 "errors": errors}, status=status)
+    return {"data": data, "total": total, "limit": 0, "offset": 0,
+            "errors": errors}
 
 
 def jaeger_error(status, message):

@@ -12,6 +12,7 @@ script or style not served by osprof-api itself.
 
 import datetime
 
+import orjson
 import webob
 import webob.dec
 
@@ -71,13 +72,11 @@ def traces(request, context):
 
 
 def trace(request, context, base_id):
-    base_id, spans = _trace(context, base_id)
-    return _json(waterfall.trace(base_id, spans))
+    return _kept(context, "waterfall", base_id, waterfall.trace)
 
 
 def trace_analysis(request, context, base_id):
-    base_id, spans = _trace(context, base_id)
-    return _json(waterfall.trace_analysis(base_id, spans))
+    return _kept(context, "analysis", base_id, waterfall.trace_analysis)
 
 
 def span(request, context, base_id, trace_id):
@@ -98,6 +97,16 @@ def compare(request, context):
 
 class NotFound(Exception):
     """An unknown trace: answered 404 with its message."""
+
+
+def _kept(context, kind, text, document):
+    """The answer document(base_id, spans) about a trace, perhaps kept."""
+    base_id = _uuid(text, "trace id")
+    body = context.answers.body(kind, base_id, lambda spans: orjson.dumps(
+        document(base_id, spans)))
+    if body is None:
+        raise NotFound(f"trace {base_id} not found")
+    return secured(responses.encoded(body))
 
 
 def _trace(context, text):

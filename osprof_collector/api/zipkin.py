@@ -11,6 +11,8 @@ is the low 64 bits of the base_id, tagged osprofiler.synthetic_root.
 
 import datetime
 
+import orjson
+
 from osprof_collector.api import params
 from osprof_collector.api import responses
 from osprof_collector.render import exports
@@ -55,11 +57,10 @@ def traces(request, context):
 
 
 def trace(request, context, trace_id):
-    base_id = params.base_id(trace_id)
-    spans = context.store.get_spans(base_id) if base_id else []
-    if not spans:
+    body = _trace_body(context, params.base_id(trace_id))
+    if body is None:
         return responses.not_found(f"Trace {trace_id} not found")
-    return responses.json(trace_spans(base_id, spans))
+    return responses.encoded(body)
 
 
 def trace_many(request, context):
@@ -68,12 +69,15 @@ def trace_many(request, context):
     if len(set(base_ids)) < 2 or len(set(given)) < len(given):
         raise params.BadRequest("traceIds must list at least two different "
                                 "trace ids, each once")
-    found = []
-    for base_id in base_ids:
-        spans = context.store.get_spans(base_id) if base_id else []
-        if spans:
-            found.append(trace_spans(base_id, spans))
-    return responses.json(found)
+    found = [_trace_body(context, base_id) for base_id in base_ids]
+    return responses.encoded(
+        b"[" + b",".join(body for body in found if body is not None) + b"]")
+
+
+def _trace_body(context, base_id):
+    """The encoded Zipkin spans of a trace; None if unknown."""
+    return context.answers.body("zipkin", base_id, lambda spans: orjson.dumps(
+        trace_spans(base_id, spans)))
 
 
 def dependencies(request, context):

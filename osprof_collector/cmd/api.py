@@ -5,7 +5,6 @@ osprof_collector.api.app:application instead.
 """
 
 import contextlib
-import gc
 import io
 import ipaddress
 import signal
@@ -76,10 +75,7 @@ def main(argv=None):
         store.close()
         return 1
     signal.signal(signal.SIGTERM, lambda *_: _stop(server))
-    # Cycle collection took a third of a 10,000-span trace's request
-    # (passes over its new objects and the start-up ones): a fifth of that.
-    gc.freeze()
-    gc.set_threshold(25_000, *gc.get_threshold()[1:])  # from 700
+    app.settle_memory()
     LOG.info("Serving %s on http://%s:%d/", storage.mask_password(
         app.store_url(conf)), *server.server_address[:2])
     try:

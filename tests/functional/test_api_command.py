@@ -1,11 +1,13 @@
 """osprof-api as operators start it: its errors, warnings and stop, and
 the WSGI application that uwsgi or mod_wsgi load."""
 
+import gc
 import os
 import signal
 import socket
 import subprocess
 
+import pytest
 import webob
 
 from osprof_collector.api import app
@@ -115,22 +117,39 @@ def test_noauth_beyond_the_loopback_warns(tmp_path):
         assert wide.stop() == 0
 
 
-def test_wsgi_application_reads_its_config_file(tmp_path, monkeypatch):
+@pytest.fixture
+def own_gc():
+    """The application settles this process's cycle collector as it
+    would a server's: put back afterwards."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_wsgi_application_reads_its_config_file(tmp_path, monkeypatch,
+                                                own_gc):
     collector_made(f"sqlite:///{tmp_path}/o.db")
     path = config(tmp_path,
                   f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n")
     monkeypatch.setenv(app.CONFIG_ENV, path)
     application = app._FromConfigFile()
+    gc.unfreeze()
     response = webob.Request.blank("/api/v2/services").get_response(
         application)
     assert (response.status_int, response.json) == (200, [])
+    # as under the osprof-api command: start-up objects frozen, rarer
+    # collections
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == 25_000
     response = webob.Request.blank("/api/v2/traces?limit=-1").get_response(
         application)
     assert response.status_int == 400
     assert "limit" in response.json["error"]
 
 
-def test_wsgi_application_takes_the_config_file_from_the_request(tmp_path):
+def test_wsgi_application_takes_the_config_file_from_the_request(
+        tmp_path, own_gc):
     collector_made(f"sqlite:///{tmp_path}/o.db")
     path = config(tmp_path,
                   f"[storage]\nconnection = sqlite:///{tmp_path}/o.db\n")
