@@ -80,12 +80,15 @@ def trace_analysis(request, context, base_id):
 
 
 def span(request, context, base_id, trace_id):
+    base_id = _uuid(base_id, "trace id")
     trace_id = _uuid(trace_id, "span id")
-    base_id, spans = _trace(context, base_id)
-    found = waterfall.span_details(spans, trace_id)
-    if found is None:
+    # One span read by its id, not its trace of perhaps 10,000.
+    found = context.store.get_span(trace_id)
+    if found is None or found.base_id != base_id:
+        if context.store.get_trace(base_id) is None:
+            raise NotFound(f"trace {base_id} not found")
         return error(404, f"trace {base_id} has no span {trace_id}")
-    return _json(found)
+    return _json(waterfall.span_details(found))
 
 
 def compare(request, context):

@@ -75,11 +75,8 @@ def trace_analysis(base_id, spans):
     }
 
 
-def span_details(spans, trace_id):
-    """What the UI shows of one span when it is opened, or None."""
-    found = next((s for s in spans if s.trace_id == trace_id), None)
-    if found is None:
-        return None
+def span_details(found):
+    """What the UI shows of one span when it is opened."""
     statement, sql_params = info.statement(found)
     return {
         "trace_id": found.trace_id, "parent_id": found.parent_id,

@@ -185,6 +185,10 @@ class StorageDriver(abc.ABC):
         """All spans of one trace, as spans.Span, in no particular order."""
 
     @abc.abstractmethod
+    def get_span(self, trace_id):
+        """One span (spans.Span) by its trace_id, or None."""
+
+    @abc.abstractmethod
     def get_start_times(self, trace_ids):
         """{trace_id: started_at} of those spans stored with a start."""
 

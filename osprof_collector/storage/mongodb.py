@@ -193,6 +193,15 @@ class MongoDBDriver(base.StorageDriver):
             raise self._error("read failed", exc) from None
         return [_doc_span(doc) for doc in docs]
 
+    def get_span(self, trace_id):
+        if not isinstance(trace_id, str):
+            return None
+        try:
+            doc = self.spans.find_one({"_id": trace_id})
+        except errors.PyMongoError as exc:
+            raise self._error("read failed", exc) from None
+        return _doc_span(doc) if doc else None
+
     def get_start_times(self, trace_ids):
         try:
             docs = list(self.spans.find(

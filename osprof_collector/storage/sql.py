@@ -312,8 +312,9 @@ class SpanRowReader(CursorStatements):
 
     def __init__(self, dialect):
         super().__init__(dialect)
-        self.sql = (f"SELECT {', '.join(SPAN_COLUMNS)} FROM "
-                    f"{spans_table.name} WHERE base_id = {self.mark}")
+        select = f"SELECT {', '.join(SPAN_COLUMNS)} FROM {spans_table.name}"
+        self.sql = f"{select} WHERE base_id = {self.mark}"
+        self.one_sql = f"{select} WHERE trace_id = {self.mark}"
         self.read_time = (_sqlite_datetime if dialect.name == "sqlite"
                           else _same)
         self.read_payload = (_same if dialect.name == "postgresql"
@@ -321,6 +322,9 @@ class SpanRowReader(CursorStatements):
 
     def rows(self, conn, base_id):
         return self._run(conn, self.sql, (base_id,), fetch=True)
+
+    def span_rows(self, conn, trace_id):
+        return self._run(conn, self.one_sql, (trace_id,), fetch=True)
 
     def spans(self, rows):
         """The Spans of rows in SPAN_COLUMNS order."""
@@ -524,6 +528,17 @@ class SQLDriver(base.StorageDriver):
         except sa_exc.SQLAlchemyError as exc:
             raise self._error("read failed", exc) from None
         return self._span_reads.spans(rows)
+
+    def get_span(self, trace_id):
+        if not isinstance(trace_id, str):
+            return None
+        try:
+            with self.engine.connect() as conn:
+                rows = self._span_reads.span_rows(conn, trace_id)
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+        found = self._span_reads.spans(rows)
+        return found[0] if found else None
 
     def get_start_times(self, trace_ids):
         s = spans_table.c

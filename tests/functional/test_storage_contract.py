@@ -94,6 +94,20 @@ def test_summary_follows_the_spans(store):
 def test_unknown_trace(store):
     assert store.get_spans(payloads.new_id()) == []
     assert store.get_trace(payloads.new_id()) is None
+    assert store.get_span(payloads.new_id()) is None
+
+
+def test_one_span_by_its_id(store):
+    base_id, raw = a_trace(error=True)
+    store.write_spans(partial_spans(*raw[:4]))  # the rpc call's stop later
+    by_id = {span.trace_id: span for span in store.get_spans(base_id)}
+    for trace_id, span in by_id.items():
+        assert store.get_span(trace_id) == span
+    rpc_id = raw[4]["trace_id"]
+    assert store.get_span(rpc_id).is_open
+    store.write_spans(partial_spans(*raw[4:]))
+    assert store.get_span(rpc_id).error["etype"] == "ValueError"
+    assert store.get_span({"$ne": None}) is None  # never an operator
 
 
 def test_list_traces_newest_first_with_limit(store):

@@ -120,6 +120,8 @@ def test_page_assets_and_json_carry_the_security_headers(served):
 def test_json_api_errors(served):
     api, stored, _ = served
     base_id, unknown = next(iter(stored)), payloads.new_id()
+    other_base_id, other_spans = list(stored.items())[1]
+    elsewhere = other_spans[0].trace_id  # a span of another trace
     for path, given, status, message in [
             ("/api/osprof/traces/not-a-uuid", {}, 400, "invalid trace id"),
             (f"/api/osprof/traces/{unknown}", {}, 404,
@@ -132,6 +134,10 @@ def test_json_api_errors(served):
              "invalid span id 'x'"),
             (f"/api/osprof/traces/{base_id}/spans/{unknown}", {}, 404,
              f"trace {base_id} has no span {unknown}"),
+            (f"/api/osprof/traces/{base_id}/spans/{elsewhere}", {}, 404,
+             f"trace {base_id} has no span {elsewhere}"),
+            (f"/api/osprof/traces/{unknown}/spans/{elsewhere}", {}, 404,
+             f"trace {unknown} not found"),
             ("/api/osprof/compare", {"a": base_id}, 400, "b is required"),
             ("/api/osprof/compare", {"a": base_id, "b": unknown}, 404,
              f"trace {unknown} not found"),

@@ -63,8 +63,8 @@ def test_analysis_names_each_span_of_the_critical_path():
 def test_a_span_in_detail():
     _, found = a_trace()
     failing = next(s for s in found if s.error)
-    shown = waterfall.span_details(found, failing.trace_id)
+    shown = waterfall.span_details(failing)
+    assert shown["trace_id"] == failing.trace_id
     assert shown["statement"] == "SELECT 1"
     assert shown["error"] == {"etype": "OperationalError", "message": "gone"}
     assert set(shown["payloads"]) == {"db-start", "db-stop"}
-    assert waterfall.span_details(found, payloads.new_id()) is None
