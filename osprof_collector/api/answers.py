@@ -34,44 +34,31 @@ class Answers:
         if base_id is None:
             return None
         key = (kind, base_id)
-        if self.max_bytes <= 0:
-            return self._made(make, self.store.get_spans(base_id))
-        summary = self.store.get_trace(base_id)
-        if summary is None:
-            self._drop(key)
-            return None
+        summary = self.store.get_trace(base_id) if self.max_bytes else None
         with self._lock:
             kept = self._kept.get(key)
-            if kept is not None and kept[0] == summary.span_count:
-                self._kept.move_to_end(key)
-                return kept[1]
+            if kept is not None:
+                if summary is not None and kept[0] == summary.span_count:
+                    self._kept.move_to_end(key)  # the most recently sent
+                    return kept[1]
+                self._remove(key)
         spans = self.store.get_spans(base_id)
-        body = self._made(make, spans)
-        # The summary read first: a span written since then makes the
+        if not spans:
+            return None
+        body = make(spans)
+        # The summary was read first: a span written since then makes the
         # counts differ, and the answer is not kept.
-        if body is not None and len(spans) == summary.span_count and all(
-                span.started_at is not None and span.finished_at is not None
-                for span in spans):
-            self._keep(key, summary.span_count, body)
+        if (summary is not None and len(body) <= self.max_bytes
+                and len(spans) == summary.span_count
+                and all(span.started_at is not None
+                        and span.finished_at is not None for span in spans)):
+            with self._lock:
+                self._remove(key)  # made by two requests at once
+                self._kept[key] = (summary.span_count, body)
+                self._bytes += len(body)
+                while self._bytes > self.max_bytes:  # least recent first
+                    self._remove(next(iter(self._kept)))
         return body
-
-    @staticmethod
-    def _made(make, spans):
-        return make(spans) if spans else None
-
-    def _keep(self, key, span_count, body):
-        if len(body) > self.max_bytes:
-            return
-        with self._lock:
-            self._remove(key)
-            self._kept[key] = (span_count, body)
-            self._bytes += len(body)
-            while self._bytes > self.max_bytes:
-                self._remove(next(iter(self._kept)))
-
-    def _drop(self, key):
-        with self._lock:
-            self._remove(key)
 
     def _remove(self, key):
         kept = self._kept.pop(key, None)

@@ -103,6 +103,10 @@ def test_a_kept_answer_is_sent_without_reading_the_spans(tmp_path,
         assert span_counts(kept, base_id) == first[kept]
         hex_id = exports.trace_hex(base_id)
         assert none_kept.get(f"/api/v2/trace/{hex_id}").status_code == 404
+        # A trace gone (purged) goes with its summary: nothing is kept.
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+            db.execute("DELETE FROM osprof_traces")
+        assert kept.get(f"/api/v2/trace/{hex_id}").status_code == 404
     finally:
         kept.stop()
         none_kept.stop()
@@ -141,11 +145,11 @@ def test_answers_are_kept_up_to_a_size_least_recently_sent_out_first(
         assert store.span_reads == 2
         body(first)
         assert store.span_reads == 3
-        assert kept.body("test", payloads.new_id(), bytes) is None
-        assert kept.body("test", None, bytes) is None
         too_big = answers.Answers(store, max_bytes=10)
         too_big.body("test", first, lambda found: b"x" * 60)
         too_big.body("test", first, lambda found: b"x" * 60)
         assert store.span_reads == 5
+        assert kept.body("test", payloads.new_id(), bytes) is None
+        assert kept.body("test", None, bytes) is None
     finally:
         store.store.close()
