@@ -915,8 +915,11 @@ def _older_than(moment):
 def _create_engine(url, create=True):
     # orjson: payloads are encoded on every write and decoded on every
     # read, several times faster than with the json module.
-    kwargs = {"pool_pre_ping": True, "json_deserializer": orjson.loads,
+    kwargs = {"json_deserializer": orjson.loads,
               "json_serializer": lambda value: orjson.dumps(value).decode()}
+    # A server may have dropped a pooled connection: each checkout (each
+    # batch a worker writes) tries it first. A SQLite file cannot.
+    kwargs["pool_pre_ping"] = not url.startswith("sqlite")
     if url.startswith("postgresql+psycopg2://"):
         # psycopg2 would send one UPDATE or upsert per row: batch them.
         kwargs["executemany_mode"] = "values_plus_batch"
