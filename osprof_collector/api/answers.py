@@ -16,6 +16,8 @@ sent dropped first.
 import collections
 import threading
 
+import orjson
+
 
 class Answers:
 
@@ -26,10 +28,10 @@ class Answers:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def body(self, kind, base_id, make):
-        """The body of the answer of this kind about the trace: make(spans)
-        of its spans, or a kept one; None if the store has no such trace
-        (or base_id is None: not a trace id).
+    def body(self, kind, base_id, document):
+        """The JSON body of the answer of this kind about the trace: the
+        encoded document(spans) of its spans, or a kept one; None if the
+        store has no such trace (or base_id is None: not a trace id).
         """
         if base_id is None:
             return None
@@ -45,7 +47,7 @@ class Answers:
         spans = self.store.get_spans(base_id)
         if not spans:
             return None
-        body = make(spans)
+        body = orjson.dumps(document(spans))
         # The summary was read first: a span written since then makes the
         # counts differ, and the answer is not kept.
         if (summary is not None and len(body) <= self.max_bytes

@@ -8,8 +8,6 @@ span kind ("" for all): the store does not index it.
 
 import datetime
 
-import orjson
-
 from osprof_collector.api import params
 from osprof_collector.api import responses
 from osprof_collector.render import exports
@@ -52,8 +50,8 @@ def traces(request, context):
 def trace(request, context, trace_id):
     base_id = params.padded_base_id(trace_id)
     body = context.answers.body(
-        "jaeger", base_id, lambda spans: orjson.dumps(
-            responses.jaeger_envelope([_jaeger_trace(base_id, spans)])))
+        "jaeger", base_id, lambda spans: responses.jaeger_envelope(
+            [_jaeger_trace(base_id, spans)]))
     if body is None:
         return responses.jaeger_error(404, "trace not found")
     return responses.encoded(body)
@@ -108,14 +106,14 @@ def v3_traces(request, context):
         request, since, until, "query.service_name", "query.operation_name",
         "query.duration_min", "query.duration_max", limit,
         params.json_tags(request, "query.attributes"))
-    return _otlp(search.find_traces(context.store, query))
+    return responses.json(_otlp_document(
+        search.find_traces(context.store, query)))
 
 
 def v3_trace(request, context, trace_id):
     base_id = params.padded_base_id(trace_id)
     body = context.answers.body(
-        "otlp", base_id, lambda spans: orjson.dumps(
-            _otlp_document([(base_id, spans)])))
+        "otlp", base_id, lambda spans: _otlp_document([(base_id, spans)]))
     if body is None:
         return responses.v3_error(404, "trace not found")
     return responses.encoded(body)
@@ -148,10 +146,6 @@ def _query(request, since, until, service, operation, min_duration,
 
 def _jaeger_trace(base_id, spans):
     return {**exports.jaeger_trace(base_id, spans), "warnings": None}
-
-
-def _otlp(traces):
-    return responses.json(_otlp_document(traces))
 
 
 def _otlp_document(traces):

@@ -12,7 +12,6 @@ script or style not served by osprof-api itself.
 
 import datetime
 
-import orjson
 import webob
 import webob.dec
 
@@ -105,8 +104,8 @@ class NotFound(Exception):
 def _kept(context, kind, text, document):
     """The answer document(base_id, spans) about a trace, perhaps kept."""
     base_id = _uuid(text, "trace id")
-    body = context.answers.body(kind, base_id, lambda spans: orjson.dumps(
-        document(base_id, spans)))
+    body = context.answers.body(kind, base_id,
+                                lambda spans: document(base_id, spans))
     if body is None:
         raise NotFound(f"trace {base_id} not found")
     return secured(responses.encoded(body))

@@ -11,8 +11,6 @@ is the low 64 bits of the base_id, tagged osprofiler.synthetic_root.
 
 import datetime
 
-import orjson
-
 from osprof_collector.api import params
 from osprof_collector.api import responses
 from osprof_collector.render import exports
@@ -76,8 +74,8 @@ def trace_many(request, context):
 
 def _trace_body(context, base_id):
     """The encoded Zipkin spans of a trace; None if unknown."""
-    return context.answers.body("zipkin", base_id, lambda spans: orjson.dumps(
-        trace_spans(base_id, spans)))
+    return context.answers.body("zipkin", base_id,
+                                lambda spans: trace_spans(base_id, spans))
 
 
 def dependencies(request, context):

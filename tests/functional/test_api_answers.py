@@ -135,21 +135,21 @@ def test_answers_are_kept_up_to_a_size_least_recently_sent_out_first(
     kept = answers.Answers(store, max_bytes=100)
     try:
         def body(base_id):
-            return kept.body("test", base_id, lambda found: b"x" * 60)
+            return kept.body("test", base_id, lambda found: "x" * 58)
 
         body(first)
         body(first)
         assert store.span_reads == 1
-        body(second)  # 120 bytes: the first answer goes
+        body(second)  # 2 x 60 bytes ('"x...x"'): the first answer goes
         body(second)
         assert store.span_reads == 2
         body(first)
         assert store.span_reads == 3
         too_big = answers.Answers(store, max_bytes=10)
-        too_big.body("test", first, lambda found: b"x" * 60)
-        too_big.body("test", first, lambda found: b"x" * 60)
+        too_big.body("test", first, lambda found: "x" * 58)
+        too_big.body("test", first, lambda found: "x" * 58)
         assert store.span_reads == 5
-        assert kept.body("test", payloads.new_id(), bytes) is None
-        assert kept.body("test", None, bytes) is None
+        assert kept.body("test", payloads.new_id(), list) is None
+        assert kept.body("test", None, list) is None
     finally:
         store.store.close()
