@@ -450,7 +450,7 @@ class SQLDriver(base.StorageDriver):
 
     def _write_summaries(self, conn, summaries, by_trace, new):
         """Fold each trace's spans of this batch into its summary."""
-        roots = self._roots(conn, summaries, by_trace)
+        roots = self._roots(conn, summaries, by_trace, new)
         moment = self._summary_rows.time
         rows = []
         for base_id, group in by_trace.items():
@@ -474,7 +474,7 @@ class SQLDriver(base.StorageDriver):
         self._summary_rows.write(conn, rows)
 
     @staticmethod
-    def _roots(conn, summaries, by_trace):
+    def _roots(conn, summaries, by_trace, new):
         """{base_id: name of its earliest-started top-level span}, for the
         traces where this batch brings a top-level span."""
         best = {}
@@ -488,8 +488,11 @@ class SQLDriver(base.StorageDriver):
                 # No top-level span was stored before (it would have
                 # named the root): this batch has them all.
                 best[base_id] = min(top)
-            else:
+            elif any(s.started_at is not None or s.trace_id in new
+                     for s in group if s.parent_id == base_id):
                 stored.append(base_id)
+            # Else the batch brings only stops of top-level spans stored,
+            # and weighed, before: the root stays.
         s = spans_table.c
         for chunk in _chunks(stored):
             # The spans stored before count too: read again.

@@ -71,6 +71,22 @@ def test_stop_before_start_and_redelivery_give_the_same_span(store):
     assert summary.duration_ms == 10
 
 
+def test_root_without_starts_is_named_whatever_the_order(store):
+    """Top-level spans whose starts never came rank after any started one,
+    then by name: batches in either order name the same root."""
+    for order in ("ab", "ba"):
+        base_id = payloads.new_id()
+        stops = {name: payloads.call(name, base_id, base_id, 0, 10)[1]
+                 for name in "ab"}
+        for name in order:
+            store.write_spans(partial_spans(stops[name]))
+        assert store.get_trace(base_id).root_name == "a", order
+        # A start, even of a span stored before, may rank first.
+        late_start, _stop = payloads.call("z", base_id, base_id, 5, 10)
+        store.write_spans(partial_spans(late_start))
+        assert store.get_trace(base_id).root_name == "z", order
+
+
 def test_summary_follows_the_spans(store):
     base_id, raw = a_trace(error=True)
     for payload in raw:  # one write per event, as the slowest sender would
