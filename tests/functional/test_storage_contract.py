@@ -197,6 +197,24 @@ def test_hostile_keys_and_values_round_trip(store):
     assert stored["unicode"] == info["unicode"]
 
 
+def test_quotes_backslashes_and_braces_round_trip(store):
+    """What array, JSON and SQL literals treat specially is stored as
+    given, in every column, and the word NULL is not a missing value."""
+    base_id = payloads.new_id()
+    odd = ' a "quoted", \\back\\slash {braces} \'single\' '
+    start, stop = payloads.call(
+        "NULL", base_id, base_id, 0, 1, service=odd, project="NULL",
+        host="{h,1}", stop_info={"etype": odd, "message": odd})
+    start["info"]["note"] = odd
+    store.write_spans(partial_spans(start, stop))
+    [span] = store.get_spans(base_id)
+    assert (span.name, span.service, span.project, span.host) == (
+        "NULL", odd, "NULL", "{h,1}")
+    assert span.error == {"etype": odd, "message": odd}
+    assert span.start_payload["info"]["note"] == odd
+    assert span.stop_payload == stop
+
+
 def test_purge_removes_only_old_traces(store):
     old_id, raw = a_trace(start_ms=0)
     store.write_spans(partial_spans(*raw))
