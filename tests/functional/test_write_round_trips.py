@@ -35,8 +35,8 @@ def halves(traces):
 class SQLCounter:
     """Counts what the driver's connections send to the database: every
     statement SQLite runs (each row of an executemany too), every
-    execute() of a psycopg2 or PyMySQL cursor (a round trip: psycopg2's
-    execute_values and PyMySQL's executemany call it once a page)."""
+    execute() of a psycopg2 or PyMySQL cursor (a round trip: PyMySQL's
+    executemany calls it once a page)."""
 
     def __init__(self, driver):
         self.count = 0
