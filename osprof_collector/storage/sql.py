@@ -472,16 +472,16 @@ class SQLDriver(base.StorageDriver):
         best = {}
         stored = []
         for base_id, group in by_trace.items():
-            top = [(s.started_at or datetime.datetime.max, s.name)
-                   for s in group if s.parent_id == base_id]
+            top = [s for s in group if s.parent_id == base_id]
             if not top:
                 continue
             if summaries[base_id].root_name is None:
                 # No top-level span was stored before (it would have
                 # named the root): this batch has them all.
-                best[base_id] = min(top)
+                best[base_id] = min((s.started_at or datetime.datetime.max,
+                                     s.name) for s in top)
             elif any(s.started_at is not None or s.trace_id in new
-                     for s in group if s.parent_id == base_id):
+                     for s in top):
                 stored.append(base_id)
             # Else the batch brings only stops of top-level spans stored,
             # and weighed, before: the root stays.
@@ -915,9 +915,6 @@ def _create_engine(url, create=True):
     # A server may have dropped a pooled connection: each checkout (each
     # batch a worker writes) tries it first. A SQLite file cannot.
     kwargs["pool_pre_ping"] = not url.startswith("sqlite")
-    if url.startswith("postgresql+psycopg2://"):
-        # psycopg2 would send one UPDATE or upsert per row: batch them.
-        kwargs["executemany_mode"] = "values_plus_batch"
     try:
         if (url.startswith("sqlite")
                 and "timeout" not in sa.engine.make_url(url).query):
